@@ -32,6 +32,7 @@ class Config:
 
     # corpus
     corpus_source: str = "synthetic"  # synthetic | tinystories | a local file path
+    hub_dataset: str = "roneneldan/TinyStories"  # the `tinystories` source: a hub id or a local copy of it
     val_tokens: int = 65_536  # held-out tokens (whole stories) for validation loss
     allow_epochs: bool = False  # only with this may a small source be repeated to fill the budget
 

@@ -1,0 +1,99 @@
+"""Invoke tasks: each parses options and calls the duckling package; nothing else lives here.
+
+    invoke all --profile demo          # the whole study offline
+    invoke train --run demo --force    # one stage again
+"""
+import functools
+import subprocess
+import sys
+
+from invoke import Exit, task
+
+from duckling import config
+from duckling.errors import DucklingError
+
+RUN_HELP = {
+    "profile": "smoke, demo (offline), 10pct (default when the hub is reachable), 50pct, 100pct",
+    "run": "run name (default: the profile's name); an existing run reuses its saved config",
+    "fraction": "Chinchilla fraction of the token budget, on top of the profile",
+    "set": "override one config field, NAME=VALUE (repeatable), e.g. --set precision=pure-bf16",
+    "force": "redo the stage even if its outputs are up to date",
+}
+
+
+def _clean_errors(fn):
+    """Bad input ends as one line on stderr and a non-zero exit, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DucklingError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise Exit(code=1) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise Exit(code=130) from None
+    return wrapper
+
+
+def _cfg(profile, run, fraction, set_):
+    return config.resolve(profile=profile, run=run, fraction=None if fraction is None else float(fraction),
+                          set_=list(set_ or ()))
+
+
+def _stage(name, doc):
+    def stage_task(c, profile=None, run=None, fraction=None, set_=None, force=False):
+        from duckling import pipeline
+
+        pipeline.run_stage(name, _cfg(profile, run, fraction, set_), force=force)
+    stage_task.__doc__ = doc
+    return task(name=name, help=RUN_HELP, iterable=["set"])(_clean_errors(stage_task))
+
+
+tokenizer = _stage("tokenizer", "Build the truncated GPT-2 tokenizer (8,000 live ids) and the dead-row mask.")
+corpus = _stage("corpus", "Tokenise the run's stories into train and validation token streams.")
+train = _stage("train", "Train the model, recording the embedding matrix W after every step (resumes if killed).")
+analyze = _stage("analyze", "Compute the Record (every metric of the study) from the run's movie.")
+
+
+@task(help={**RUN_HELP, "runs": "comma-separated runs to overlay in a comparison chapter"}, iterable=["set"])
+@_clean_errors
+def report(c, profile=None, run=None, fraction=None, set_=None, force=False, runs=None):
+    """Render The Duckling Record (Quarto when installed, else the Jupyter fallback to HTML)."""
+    from duckling import pipeline
+
+    extra = {"compare": [r for r in runs.split(",") if r]} if runs else {}
+    pipeline.run_stage("report", _cfg(profile, run, fraction, set_), force=force, **extra)
+
+
+@task(name="all", help=RUN_HELP, iterable=["set"])
+@_clean_errors
+def all_(c, profile=None, run=None, fraction=None, set_=None, force=False):
+    """Run every stage in order: tokenizer, corpus, train, analyze, report."""
+    from duckling import pipeline
+
+    pipeline.run_all(_cfg(profile, run, fraction, set_), force=force)
+
+
+@task(help={"fast": "skip the slow end-to-end tests", "k": "only tests matching this expression"})
+def test(c, fast=False, k=None):
+    """Run the test suite (pytest)."""
+    args = [sys.executable, "-m", "pytest", "-q"] + (["-m", "not slow"] if fast else []) + (["-k", k] if k else [])
+    raise Exit(code=subprocess.call(args))
+
+
+@task(help={"only": "run only benchmarks whose file name contains this"})
+def bench(c, only=""):
+    """Run the benchmarks in bench/; each writes its JSON result to bench/results/."""
+    from duckling.benchmarks import run_all
+
+    raise Exit(code=run_all(only))
+
+
+@task(help={"run": "the run whose outputs to delete (default: every run)", "yes": "do not ask"})
+@_clean_errors
+def clean(c, run=None, yes=False):
+    """Delete generated outputs (data/, movies/, runs/, report/_output/) of one run or all."""
+    from duckling.clean import clean as do_clean
+
+    do_clean(run=run, yes=yes)
