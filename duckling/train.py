@@ -1,0 +1,369 @@
+"""The train stage: one pass over the budget's tokens, filming W after every optimizer step.
+
+Outputs in runs/<run>/: metrics.csv (one row per step), evals.csv (validation loss and bits per
+byte every eval_every steps), checkpoint.pt (every checkpoint_every steps and at the end),
+samples.json and train.json (the summary; its presence means the stage is done). The movie goes
+to movies/<run>/ through duckling.movie. A killed run resumes from its last checkpoint and ends
+bit-identical (on CPU) to one that never stopped: the data order is a pure function of the seed,
+and everything after the checkpoint (movie shards, metric rows) is rewritten.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from duckling import corpus, movie, tokenizer
+from duckling.config import Config
+from duckling.errors import DucklingError
+from duckling.io import atomic_path, fingerprint, read_json, write_json
+from duckling.model import GPT, phantom_mass
+
+METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "phantom_mass", "tokens_per_s"]
+EVAL_FIELDS = ["step", "val_loss", "val_bpb"]
+LOG_EVERY = 25  # steps between host syncs for metric rows (each step still gets its own row)
+
+
+# ---- pieces -----------------------------------------------------------------------------------
+def lr_at(cfg: Config, step: int) -> float:
+    """Linear warmup to lr, then cosine decay to min_lr at the last step (step counts from 0)."""
+    warmup = cfg.warmup_steps or max(1, round(0.05 * cfg.steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(cfg: Config, model: GPT, device: str) -> torch.optim.AdamW:
+    """AdamW; matrices decay, biases and LayerNorm gains do not, W decays if decay_embeddings."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        is_w = p is model.wte.weight or (model.lm_head is not None and p is model.lm_head.weight)
+        (decay if p.dim() == 2 and (cfg.decay_embeddings or not is_w) else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+
+
+class Batches:
+    """Sequence j of the train stream is tokens[j*T : j*T + T + 1]; a seeded permutation orders them.
+
+    Every train token is an input exactly once and a target exactly once (the first is never a
+    target, the last never an input).
+    """
+
+    def __init__(self, cfg: Config, train: np.ndarray, device: str):
+        self.B, self.T = cfg.batch_size, cfg.ctx
+        n_seq = cfg.steps * self.B
+        if train.size < n_seq * self.T + 1:
+            raise DucklingError(f"corpus holds {train.size:,} train tokens, the run needs {n_seq * self.T + 1:,}; "
+                                f"rebuild it with `invoke corpus --run {cfg.run} --force`")
+        if int(train.max()) >= cfg.live_vocab:  # the guard: phantom ids never enter a batch
+            raise DucklingError(f"corpus contains id {int(train.max())} >= live_vocab {cfg.live_vocab}")
+        self.tokens = torch.from_numpy(train.astype(np.int64))
+        self.order = torch.randperm(n_seq, generator=torch.Generator().manual_seed(cfg.seed))
+        self.offsets = torch.arange(self.T + 1)
+        self.device, self.live = device, cfg.live_vocab
+
+    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        seqs = self.order[step * self.B:(step + 1) * self.B]
+        xy = self.tokens[seqs[:, None] * self.T + self.offsets]
+        if self.device != "cpu":
+            xy = xy.pin_memory().to(self.device, non_blocking=True)
+        return xy[:, :-1], xy[:, 1:]
+
+
+def val_batches(cfg: Config, val: np.ndarray) -> list[torch.Tensor]:
+    """A fixed held-out slice: the first eval_batches x batch_size sequences of the val stream."""
+    T, B = cfg.ctx, cfg.batch_size
+    n = min(cfg.eval_batches * B, (val.size - 1) // T)
+    if n < 1:
+        raise DucklingError(f"validation stream has {val.size} tokens, fewer than one sequence of {T + 1}; "
+                            f"raise --set val_tokens")
+    v = torch.from_numpy(val[: n * T + 1].astype(np.int64))
+    seqs = v[torch.arange(n)[:, None] * T + torch.arange(T + 1)]
+    return list(seqs.split(B))
+
+
+def autocast(device: str, precision: str):
+    # bf16 compute only on CUDA; on CPU a bf16 matmul is ~90x slower than fp32 (STUDY.md)
+    if device.startswith("cuda") and precision in ("amp-bf16", "pure-bf16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def round_to_bf16_(model: torch.nn.Module) -> None:
+    """pure-bf16: store every weight as its nearest-even bf16 value (sub-half-ULP updates vanish)."""
+    for p in model.parameters():
+        p.copy_(p.to(torch.bfloat16))
+
+
+@torch.no_grad()
+def evaluate(model: GPT, batches: list[torch.Tensor], device: str, precision: str) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for xy in batches:
+        xy = xy.to(device)
+        with autocast(device, precision):
+            logits = model(xy[:, :-1])
+        total += F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten(), reduction="sum").item()
+        n += xy[:, 1:].numel()
+    model.train()
+    return total / n
+
+
+def samples(cfg: Config, model: GPT, device: str) -> list[dict]:
+    """Greedy and seeded-sampled continuations of the fixed prompts."""
+    tok = tokenizer.load(cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = []
+    model.eval()
+    for prompt in cfg.prompts:
+        ids = torch.tensor([tok.encode(prompt).ids], device=device)
+        row = {"prompt": prompt}
+        for mode, temp in (("greedy", 0.0), ("sampled", 0.8)):
+            with autocast(device, cfg.resolved_precision()):
+                full = model.generate(ids, cfg.sample_tokens, temperature=temp, top_k=40, generator=gen,
+                                      stop_id=cfg.separator_id)
+            row[mode] = tok.decode(full[0, ids.shape[1]:].tolist(), skip_special_tokens=True)
+        out.append(row)
+    model.train()
+    return out
+
+
+# ---- run folder ---------------------------------------------------------------------------------
+class RunLock:
+    """An exclusive flock on runs/<run>/train.lock; the kernel drops it when the process dies."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "a+")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0)
+            pid = self.f.read().strip() or "?"
+            self.f.close()
+            raise DucklingError(f"{self.path}: another training (pid {pid}) is running on this run; "
+                                f"wait for it or stop it") from None
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(str(os.getpid()))
+        self.f.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+class CsvLog:
+    """Append-only CSV whose rows after a given step can be dropped (on resume)."""
+
+    def __init__(self, path: Path, fields: list[str], keep_through: int | None):
+        self.path, self.fields = path, fields
+        rows = []
+        if keep_through is not None and path.exists():
+            with open(path) as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_through]
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fields)
+            w.writeheader()
+            w.writerows(rows)
+        self.f = open(path, "a", newline="")
+        self.w = csv.writer(self.f)
+
+    def write(self, rows: list[list]) -> None:
+        self.w.writerows(rows)
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def read_csv(path: Path) -> dict[str, np.ndarray]:
+    """A metrics or evals CSV as columns of float64 (step as int64)."""
+    if not path.exists():
+        raise DucklingError(f"{path}: no training metrics; run `invoke train` first")
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    cols = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    cols["step"] = cols["step"].astype(np.int64)
+    return cols
+
+
+def train_fingerprint(cfg: Config, corpus_sha: str) -> str:
+    keys = {k: v for k, v in cfg.to_dict().items()
+            if k not in ("root", "run", "threads", "compile", "eval_every", "eval_batches", "prompts",
+                         "sample_tokens", "coherence_window", "test_steps", "checkpoint_every")}
+    return fingerprint({"config": keys, "corpus": corpus_sha, "precision": cfg.resolved_precision()})
+
+
+def _clear(cfg: Config) -> None:
+    for name in ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv"):
+        (cfg.run_dir / name).unlink(missing_ok=True)
+    movie.truncate(cfg.movie_dir, -1)
+
+
+# ---- the stage ----------------------------------------------------------------------------------
+def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = True,
+        stop_after: int | None = None) -> dict:
+    """Train the run, recording W; resume from a checkpoint when one matches.
+
+    `stop_after` ends the loop early after that step (benchmarks); such a run is not marked done.
+    """
+    device, precision = cfg.resolved_device(), cfg.resolved_precision()
+    cmeta = corpus.load_meta(cfg)
+    fp = train_fingerprint(cfg, cmeta["sha256"])
+    summary_path, ckpt_path = cfg.run_dir / "train.json", cfg.run_dir / "checkpoint.pt"
+    with RunLock(cfg.run_dir / "train.lock"):
+        if not force and summary_path.exists() and read_json(summary_path).get("fingerprint") == fp:
+            print(f"train: up to date, skipped ({summary_path}; use --force to retrain)")
+            return read_json(summary_path)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        if device.startswith("cuda"):  # CPU kernels used here are deterministic already
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+
+        data = corpus.load(cfg)
+        batches = Batches(cfg, data["train"], device)
+        vbatches = val_batches(cfg, data["val"])
+        bpb_scale = cmeta["val_tokens"] / (cmeta["val_bytes"] * math.log(2))  # nats/token -> bits/byte
+
+        model = GPT(cfg).to(device)
+        if precision == "pure-bf16":
+            round_to_bf16_(model)
+        opt = make_optimizer(cfg, model, device)
+        start = 0
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False) if ckpt_path.exists() else None
+        if force or (ckpt is not None and ckpt["fingerprint"] != fp):
+            _clear(cfg)
+            ckpt = None
+        elif ckpt is None:
+            _clear(cfg)
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["rng_cpu"])
+            start = ckpt["step"]
+            print(f"train: resuming {cfg.run} from step {start} ({ckpt_path})")
+        keep = start if ckpt is not None else None
+        movie.truncate(cfg.movie_dir, start if ckpt is not None else -1)
+        mlog = CsvLog(cfg.run_dir / "metrics.csv", METRIC_FIELDS, keep if keep is not None else -1)
+        elog = CsvLog(cfg.run_dir / "evals.csv", EVAL_FIELDS, keep if keep is not None else -1)
+
+        names = {"W": lambda: model.W} if cfg.tied else {"W": lambda: model.W, "Wout": lambda: model.W_out}
+        writers = {}
+        if record:
+            n_frames = (cfg.steps - start) // cfg.record_every + (ckpt is None)
+            movie.check_disk(cfg.movie_dir, len(names) * movie.estimate_bytes(cfg.rows, cfg.d_model, n_frames))
+            meta = {"run": cfg.run, "precision": precision, "record_every": cfg.record_every,
+                    "fingerprint": fp, "live_vocab": cfg.live_vocab}
+            writers = {k: movie.MovieWriter(cfg.movie_dir, cfg.rows, cfg.d_model, cfg.shard_frames, name=k,
+                                            meta=meta) for k in names}
+            if ckpt is None:
+                for k, w in writers.items():
+                    w.write(0, names[k]().detach())
+
+        step_fn = model if not cfg.compile else torch.compile(model)
+        stats = torch.zeros(LOG_EVERY, 3, device=device)
+        pending: list[tuple[int, float]] = []
+        t_window, t_start = time.perf_counter(), time.perf_counter()
+        last = stop_after if stop_after is not None else cfg.steps
+        bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
+        loss_v = float("nan")
+
+        def flush_rows():
+            nonlocal t_window
+            if not pending:
+                return
+            now = time.perf_counter()
+            tps = len(pending) * cfg.tokens_per_step / max(now - t_window, 1e-9)
+            vals = stats[: len(pending)].tolist()
+            mlog.write([[s, repr(v[0]), repr(lr), repr(v[1]), repr(v[2]), round(tps, 1)]
+                        for (s, lr), v in zip(pending, vals)])
+            pending.clear()
+            t_window = now
+            bar.set_postfix(loss=f"{vals[-1][0]:.3f}", tok_s=f"{tps:,.0f}")
+            return vals[-1][0]
+
+        try:
+            for step in range(start, last):
+                lr = lr_at(cfg, step)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                x, y = batches.get(step)
+                with autocast(device, precision):
+                    logits = step_fn(x)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+                opt.step()
+                if precision == "pure-bf16":
+                    round_to_bf16_(model)
+                done = step + 1
+                i = len(pending)
+                stats[i, 0], stats[i, 1], stats[i, 2] = loss.detach(), gnorm, phantom_mass(logits, cfg.live_vocab)
+                pending.append((done, lr))
+                if done % cfg.record_every == 0:
+                    for k, w in writers.items():
+                        w.write(done, names[k]().detach())
+                bar.update(1)
+                is_eval = done % cfg.eval_every == 0 or done == cfg.steps
+                is_ckpt = done % cfg.checkpoint_every == 0 or done == cfg.steps
+                if len(pending) == LOG_EVERY or is_eval or is_ckpt or done == last:
+                    loss_v = flush_rows()
+                if is_eval:
+                    vl = evaluate(model, vbatches, device, precision)
+                    elog.write([[done, repr(vl), repr(vl * bpb_scale)]])
+                if is_ckpt:
+                    for w in writers.values():
+                        w.flush()
+                    with atomic_path(ckpt_path) as tmp:
+                        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
+                                    "rng_cpu": torch.get_rng_state(), "fingerprint": fp,
+                                    "movie_step": done}, tmp)
+        finally:
+            bar.close()
+            for w in writers.values():
+                w.close()
+            mlog.close()
+            elog.close()
+        wall = time.perf_counter() - t_start
+        if stop_after is not None and last < cfg.steps:
+            return {"steps": last - start, "seconds": wall}
+
+        evals = read_csv(cfg.run_dir / "evals.csv")
+        smp = samples(cfg, model, device)
+        write_json(cfg.run_dir / "samples.json", smp)
+        summary = {
+            "fingerprint": fp, "run": cfg.run, "steps": cfg.steps, "n_params": cfg.n_params,
+            "device": device, "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
+            "precision": precision, "final_loss": loss_v, "final_val_loss": float(evals["val_loss"][-1]),
+            "best_val_loss": float(evals["val_loss"].min()), "final_val_bpb": float(evals["val_bpb"][-1]),
+            "unigram_entropy_nats": cmeta["unigram_entropy_nats"], "seconds_this_session": round(wall, 2),
+            "resumed_from": start, "frames": (cfg.steps // cfg.record_every + 1) if record else 0,
+            "torch": torch.__version__,
+        }
+        write_json(summary_path, summary)
+        print(f"train: {cfg.steps} steps of {cfg.n_params:,} params on {device} ({precision}) in {wall:.1f}s; "
+              f"val loss {summary['final_val_loss']:.3f} (unigram floor {summary['unigram_entropy_nats']:.3f}), "
+              f"{summary['frames']} frames -> {cfg.movie_dir}")
+        return summary
