@@ -288,6 +288,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
         last = stop_after if stop_after is not None else cfg.steps
         bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
         loss_v = float("nan")
+        marks = []  # perf_counter at the end of each step (benchmarks)
 
         def flush_rows():
             nonlocal t_window
@@ -319,6 +320,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
                 if precision == "pure-bf16":
                     round_to_bf16_(model)
                 done = step + 1
+                marks.append(time.perf_counter())
                 i = len(pending)
                 stats[i, 0], stats[i, 1], stats[i, 2] = loss.detach(), gnorm, phantom_mass(logits, cfg.live_vocab)
                 pending.append((done, lr))
@@ -346,9 +348,11 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
                 w.close()
             mlog.close()
             elog.close()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         wall = time.perf_counter() - t_start
         if stop_after is not None and last < cfg.steps:
-            return {"steps": last - start, "seconds": wall}
+            return {"steps": last - start, "seconds": wall, "marks": marks}
 
         evals = read_csv(cfg.run_dir / "evals.csv")
         smp = samples(cfg, model, device)

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Training throughput: Duckling's step with W recorded every step, against the plain eager loop of
+../shared/bench/reference_train.py (same model, same batch, no recording), measured in one run.
+
+Also Duckling without recording, so the recording overhead stands on its own. Tokens are random live
+ids, as in the reference, so only the cost of the step is measured. Writes bench/results/train[-DEVICE].json.
+
+    python bench/bench_train.py [--steps 10 --warmup 3 --device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info, write_result  # noqa: E402
+
+from duckling import config, train  # noqa: E402
+from duckling.io import write_json  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_train.py"
+
+
+def fake_corpus(cfg) -> None:
+    """Random live ids as the corpus: the reference trains on the same."""
+    rng = np.random.default_rng(0)
+    train_ids = rng.integers(0, cfg.live_vocab - 1, cfg.train_tokens).astype(np.uint16)
+    val = rng.integers(0, cfg.live_vocab - 1, cfg.ctx * cfg.batch_size + 1).astype(np.uint16)
+    counts = np.bincount(train_ids, minlength=cfg.live_vocab).astype(np.int64)
+    cfg.corpus_dir.mkdir(parents=True, exist_ok=True)
+    save_file({"train": train_ids, "val": val, "counts": counts}, str(cfg.corpus_dir / "tokens.safetensors"))
+    write_json(cfg.corpus_dir / "meta.json", {"sha256": "random", "val_tokens": int(val.size),
+                                              "val_bytes": int(val.size) * 4, "unigram_entropy_nats": 0.0})
+
+
+def duckling_tps(root: str, device: str, steps: int, warmup: int, record: bool, compile_: bool) -> dict:
+    n = steps + warmup
+    cfg = config.build("demo", run=f"bench-{record}-{compile_}", root=root, overrides={
+        "max_steps": n + 1, "device": device, "eval_every": 10**9, "checkpoint_every": 10**9, "compile": compile_})
+    cfg.save()
+    fake_corpus(cfg)
+    out = train.run(cfg, progress=False, record=record, stop_after=n)  # stops before the final eval
+    marks = out["marks"]
+    dt = marks[-1] - marks[warmup - 1]
+    timed = len(marks) - warmup
+    return {"steps": timed, "seconds": round(dt, 4), "tokens_per_s": round(timed * cfg.tokens_per_step / dt, 1)}
+
+
+def reference_tps(device: str, steps: int, warmup: int) -> dict:
+    out = subprocess.run([sys.executable, str(REFERENCE), "--steps", str(steps), "--warmup", str(warmup),
+                          "--device", device], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--compile", action="store_true", help="also measure Duckling with torch.compile")
+    ap.add_argument("--full-run", action="store_true", help="also time a whole 10%% run with recording (GPU)")
+    a = ap.parse_args()
+    res = {"benchmark": "train", "device": a.device, "machine": machine_info(), "steps": a.steps,
+           "warmup": a.warmup}
+    with tempfile.TemporaryDirectory() as root:
+        # interleave so slow drift of the machine hits both alike
+        res["reference"] = reference_tps(a.device, a.steps, a.warmup)
+        res["duckling_recording"] = duckling_tps(root, a.device, a.steps, a.warmup, True, False)
+        res["duckling_no_recording"] = duckling_tps(root, a.device, a.steps, a.warmup, False, False)
+        if a.compile:
+            res["duckling_recording_compiled"] = duckling_tps(root, a.device, a.steps, a.warmup, True, True)
+        if a.full_run:
+            cfg = config.build("10pct", run="full", root=root, overrides={"device": a.device, "eval_every": 10**9})
+            cfg.save()
+            fake_corpus(cfg)
+            out = train.run(cfg, progress=True, stop_after=cfg.steps - 1)
+            res["full_10pct_run"] = {"steps": out["steps"], "seconds_with_recording": round(out["seconds"], 2)}
+    ref = res["reference"]["tokens_per_s"]
+    rec, norec = res["duckling_recording"]["tokens_per_s"], res["duckling_no_recording"]["tokens_per_s"]
+    res["ratio_vs_reference"] = round(rec / ref, 3)
+    res["recording_overhead_pct"] = round(100 * (norec / rec - 1), 2)
+    write_result("train" if a.device == "cpu" else f"train-{a.device.split(':')[0]}", res)
+    print(f"train bench ({a.device}): reference {ref:,.0f} tok/s, duckling+recording {rec:,.0f} tok/s "
+          f"(ratio {res['ratio_vs_reference']}), recording overhead {res['recording_overhead_pct']}%")
+
+
+if __name__ == "__main__":
+    main()
