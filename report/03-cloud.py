@@ -1,0 +1,79 @@
+# %% [markdown]
+# ---
+# jupyter: python3
+# ---
+#
+# # The cloud
+#
+# The phantom tokens as one body: where their centroid goes, how fast, how large the cloud is and what
+# shape it has. The natural dead tokens and the live tokens (those that occur in training) are drawn
+# beside them for reference, always in the same colours.
+
+# %%
+from duckling import plots, report
+from duckling.report import fmt, md, show, table
+
+ctx = report.context()
+s, summ = ctx.series, ctx.summary
+sets = [S for S in plots.SETS if plots.present(s, S)]
+absent = [S for S in plots.SETS if S not in sets]
+md(", ".join(f"{fmt(summ['sets'][S])} {plots.LABELS[S]}" for S in plots.SETS) + " tokens over "
+   f"{fmt(int(s['steps'][-1]))} steps." + "".join(f" There are {plots.EMPTY[S]}." for S in absent))
+
+# %% [markdown]
+# ## Path of the centroid
+
+# %%
+show(plots.centroid_paths(s, summ))
+
+# %% [markdown]
+# ## Drift and velocity
+
+# %%
+vt = summ["velocity_trend"]
+md(table(["set", "drift at the end", "velocity at the end (per step)", "late trend", "slope of ln v per step", "p"],
+         [[plots.LABELS[S], fmt(s[f"{S}/drift"][-1]), fmt(s[f"{S}/velocity"][-1]), vt[S]["trend"],
+           fmt(vt[S].get("slope")), fmt(vt[S].get("p_value"), 2)] for S in sets]))
+
+# %%
+show(plots.drift_velocity(s, summ))
+
+# %% [markdown]
+# ## The driving force
+#
+# Phantom rows never appear as inputs or targets. With tied embeddings they still sit in the output
+# softmax: every step the model gives them some probability, and the gradient of the loss pushes them
+# away from the hidden states in proportion to it.
+
+# %%
+cfg = ctx.cfg
+md(f"This run's embeddings are **{'tied' if cfg.tied else 'untied'}**, and weight decay "
+   + (f"of {fmt(cfg.weight_decay)} applies to W, pulling every row toward the origin."
+      if cfg.decay_embeddings and cfg.weight_decay > 0 else "does not apply to W."))
+
+# %%
+show(plots.driving_force(ctx.metrics))
+
+# %% [markdown]
+# ## Radius
+
+# %%
+md(table(["set", "RMS radius at init", "at the end", "median radius at init", "at the end"],
+         [[plots.LABELS[S], fmt(s[f"{S}/rms_radius"][0]), fmt(s[f"{S}/rms_radius"][-1]),
+           fmt(s[f"{S}/median_radius"][0]), fmt(s[f"{S}/median_radius"][-1])] for S in sets]))
+
+# %%
+show(plots.radius(s))
+
+# %% [markdown]
+# ## Shape
+
+# %%
+md(table(["set", "anisotropy at init", "at the end", "effective dimension at init", "at the end"],
+         [[plots.LABELS[S], fmt(s[f"{S}/anisotropy"][0]), fmt(s[f"{S}/anisotropy"][-1]),
+           fmt(s[f"{S}/effective_dim"][0]), fmt(s[f"{S}/effective_dim"][-1])] for S in sets])
+   + f"\n\nThe embedding has d = {ctx.cfg.d_model} dimensions; a cloud of independent isotropic "
+   "vectors has anisotropy near 1 and an effective dimension near d.")
+
+# %%
+show(plots.shape(s, summ))
