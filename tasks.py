@@ -4,6 +4,7 @@
     invoke train --run demo --force    # one stage again
 """
 import functools
+import shlex
 import subprocess
 import sys
 
@@ -97,3 +98,31 @@ def clean(c, run=None, yes=False):
     from duckling.clean import clean as do_clean
 
     do_clean(run=run, yes=yes)
+
+
+@task(name="docker-build", help={"tag": "image tag", "pull": "pull a newer base image", "no_cache": "build afresh"})
+@_clean_errors
+def docker_build(c, tag="duckling", pull=False, no_cache=False):
+    """Build the CUDA Docker image (pinned base, hashed lock, Quarto)."""
+    from duckling import container
+
+    container.build_image(tag, pull=pull, no_cache=no_cache)
+
+
+@task(name="docker-run", help={"tag": "image tag", "gpus": "pass --gpus all (default on)"})
+@_clean_errors
+def docker_run(c, tag="duckling", gpus=True):
+    """Run a command in the image, outputs mounted: invoke docker-run -- invoke all --profile smoke"""
+    from duckling import container
+
+    args = getattr(c, "remainder", "")
+    raise Exit(code=container.run_image(shlex.split(args) or ["invoke", "all"], tag, gpus=gpus))
+
+
+@task(help={"upgrade": "re-resolve every pin to the newest allowed version"})
+@_clean_errors
+def lock(c, upgrade=False):
+    """Regenerate requirements/lock.txt (hashed pins for the image) from pyproject.toml."""
+    from duckling import container
+
+    container.lock(upgrade=upgrade)
