@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, write_result  # noqa: E402
+from common import machine_info, write_result
 
-from duckling import config, corpus, tokenizer  # noqa: E402
+from duckling import config, corpus, tokenizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

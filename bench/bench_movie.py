@@ -114,8 +114,7 @@ def main():
 
     def write_raw():
         with open(raw, "wb") as f:
-            for i in range(n):
-                f.write(pool[i % 4].to(torch.bfloat16).view(torch.int16).numpy().data)
+            f.writelines(pool[i % 4].to(torch.bfloat16).view(torch.int16).numpy().data for i in range(n))
 
     def write_movie():
         shutil.rmtree(mdir, ignore_errors=True)

@@ -20,10 +20,10 @@ import numpy as np
 from safetensors.numpy import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, write_result  # noqa: E402
+from common import machine_info, write_result
 
-from duckling import config, train  # noqa: E402
-from duckling.io import write_json  # noqa: E402
+from duckling import config, train
+from duckling.io import write_json
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_train.py"
 

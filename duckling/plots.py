@@ -357,7 +357,7 @@ def regimes(series: dict, summary: dict, sets=SETS) -> Plot:
     """Stacked lattice-regime fractions against step (the fimbulwinter test), one panel per set."""
     shown = [S for S in sets if present(series, S)]
     fig, ax = _figure(len(sets), 1, width=8.5, height=2.3 * len(sets) + 0.4, sharex=True)
-    for i, (a, S) in enumerate(zip(ax[:, 0], sets)):
+    for _i, (a, S) in enumerate(zip(ax[:, 0], sets)):
         if S in shown:
             _stack(a, series, summary, S, legend=(S == shown[0]))
         else:
@@ -515,12 +515,12 @@ def _runs_legend(fig, runs) -> None:
 def overlay_regimes(records: list[tuple[str, dict, dict]], S: str = "phantom") -> Plot:
     """Regime fractions of one set for several runs: one panel per regime, one line per run."""
     fig, ax = _figure(1, 5, width=13.0, height=3.3, sharey=True)
-    for i, (run, series, summary) in enumerate(records):
+    for i, (_run, series, _summary) in enumerate(records):
         if not present(series, S):
             continue
         steps = series["steps"]
         late = _late(steps)
-        for j, (a, r) in enumerate(zip(ax[0], REGIMES)):
+        for j, a in enumerate(ax[0][: len(REGIMES)]):
             a.plot(steps[late], series[f"{S}/regimes"][late, j], color=RUN_COLORS[i % len(RUN_COLORS)],
                    ls=RUN_STYLES[i % len(RUN_STYLES)], lw=1.4)
     for a, r in zip(ax[0], REGIMES):
@@ -556,7 +556,7 @@ def overlay_drift(records: list[tuple[str, dict, dict]], sets=PAIR) -> Plot:
     """Centroid drift of phantom (solid) and natural dead (dashed) tokens for several runs."""
     fig, ax = _figure(width=7.0, height=3.8)
     a = ax[0, 0]
-    for i, (run, series, summary) in enumerate(records):
+    for i, (run, series, _summary) in enumerate(records):
         for S, ls in zip(sets, RUN_STYLES):
             if present(series, S):
                 a.plot(series["steps"], series[f"{S}/drift"], color=RUN_COLORS[i % len(RUN_COLORS)], ls=ls,

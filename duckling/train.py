@@ -46,7 +46,7 @@ def lr_at(cfg: Config, step: int) -> float:
 def make_optimizer(cfg: Config, model: GPT, device: str) -> torch.optim.AdamW:
     """AdamW; matrices decay, biases and LayerNorm gains do not, W decays if decay_embeddings."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         is_w = p is model.wte.weight or (model.lm_head is not None and p is model.lm_head.weight)
         (decay if p.dim() == 2 and (cfg.decay_embeddings or not is_w) else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

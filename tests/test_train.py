@@ -144,7 +144,7 @@ def test_killed_training_resumes_bit_identical(root, gpt2_dir):
     for step in a.steps:
         assert np.array_equal(a.frame(step), b.frame(step)), step
     b.verify(progress=False)
-    strip = lambda rs: [(r["step"], r["loss"], r["lr"], r["grad_norm"], r["phantom_mass"]) for r in rs]  # noqa: E731
+    strip = lambda rs: [(r["step"], r["loss"], r["lr"], r["grad_norm"], r["phantom_mass"]) for r in rs]
     assert strip(rows(ref.run_dir / "metrics.csv")) == strip(rows(cfg.run_dir / "metrics.csv"))
     assert rows(ref.run_dir / "evals.csv") == rows(cfg.run_dir / "evals.csv")
     assert train.read_csv(cfg.run_dir / "metrics.csv")["step"].size == cfg.steps
