@@ -30,6 +30,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import drop_cache  # noqa: E402
 from duckling.movie import Movie, MovieWriter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "movie.json"
@@ -40,18 +42,6 @@ def touch(bits: np.ndarray) -> int:
     return int(bits.reshape(-1)[::2048].sum(dtype=np.uint64))
 
 
-def drop_cache(paths) -> bool:
-    ok = True
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        except (OSError, AttributeError):
-            ok = False
-        finally:
-            os.close(fd)
-    return ok
 
 
 def timed(fn, *a) -> float:

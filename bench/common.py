@@ -47,3 +47,18 @@ def write_result(name: str, result: dict) -> Path:
     tmp.replace(path)
     print(f"-> {path}")
     return path
+
+
+def drop_cache(paths) -> bool:
+    """Ask the kernel to forget files' cached pages, so the next read comes from disk; False if it can't."""
+    ok = True
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except (OSError, AttributeError):
+            ok = False
+        finally:
+            os.close(fd)
+    return ok

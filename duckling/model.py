@@ -99,6 +99,13 @@ class GPT(nn.Module):
         return idx
 
 
+def phantom_mass_from_grad(grad_logits: torch.Tensor, live_vocab: int) -> torch.Tensor:
+    """The same mass, free, from the gradient of the mean cross-entropy over N positions:
+    dL/dz_nj = (p_nj - 1[j = y_n]) / N, and no target is ever a phantom id, so
+    sum_n sum_{j >= live} dL/dz_nj = (1/N) sum_n p_phantom,n."""
+    return grad_logits[..., live_vocab:].sum(dtype=torch.float32)
+
+
 def phantom_mass(logits: torch.Tensor, live_vocab: int) -> torch.Tensor:
     """Softmax probability on phantom ids, averaged over positions: the force that moves them.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import functools
 import math
 import os
 import time
@@ -26,7 +27,7 @@ from duckling import corpus, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_json, write_json
-from duckling.model import GPT, phantom_mass
+from duckling.model import GPT, phantom_mass_from_grad
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "phantom_mass", "tokens_per_s"]
 EVAL_FIELDS = ["step", "val_loss", "val_bpb"]
@@ -98,6 +99,11 @@ def autocast(device: str, precision: str):
     if device.startswith("cuda") and precision in ("amp-bf16", "pure-bf16"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _stash_phantom_mass(out: torch.Tensor, live_vocab: int, grad: torch.Tensor) -> None:
+    """Gradient hook: record the phantom softmax mass, leave the gradient as it is (returns None)."""
+    out.copy_(phantom_mass_from_grad(grad, live_vocab))
 
 
 @torch.no_grad()
@@ -311,8 +317,11 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
                     g["lr"] = lr
                 x, y = batches.get(step)
                 with autocast(device, precision):
-                    logits = step_fn(x)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+                    logits = step_fn(x).float()
+                i = len(pending)
+                # the driving force on phantom rows, read off dL/dlogits instead of a second softmax
+                logits.register_hook(functools.partial(_stash_phantom_mass, stats[i, 2], cfg.live_vocab))
+                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
@@ -321,8 +330,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
                     round_to_bf16_(model)
                 done = step + 1
                 marks.append(time.perf_counter())
-                i = len(pending)
-                stats[i, 0], stats[i, 1], stats[i, 2] = loss.detach(), gnorm, phantom_mass(logits, cfg.live_vocab)
+                stats[i, 0], stats[i, 1] = loss.detach(), gnorm
                 pending.append((done, lr))
                 if done % cfg.record_every == 0:
                     for k, w in writers.items():

@@ -12,7 +12,7 @@ import torch
 
 from duckling import config, corpus, movie, tokenizer, train
 from duckling.errors import DucklingError
-from duckling.model import GPT, phantom_mass
+from duckling.model import GPT, phantom_mass, phantom_mass_from_grad
 
 
 def prepared(gpt2_dir, run="t", **over):
@@ -149,3 +149,12 @@ def test_killed_training_resumes_bit_identical(root, gpt2_dir):
     assert rows(ref.run_dir / "evals.csv") == rows(cfg.run_dir / "evals.csv")
     assert train.read_csv(cfg.run_dir / "metrics.csv")["step"].size == cfg.steps
     assert not list(cfg.movie_dir.glob(".*tmp*"))
+
+
+def test_phantom_mass_read_from_the_gradient_equals_the_softmax_mass():
+    z = torch.randn(2, 7, 12, requires_grad=True)
+    y = torch.randint(0, 9, (2, 7))
+    grads = []
+    z.register_hook(grads.append)
+    torch.nn.functional.cross_entropy(z.flatten(0, 1), y.flatten()).backward()
+    assert torch.allclose(phantom_mass_from_grad(grads[0], 9), phantom_mass(z, 9), atol=1e-6)
