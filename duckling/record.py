@@ -8,19 +8,33 @@ summaries, provenance). The report reads only these and the training metrics.
 Token sets: `phantom` (rows >= live_vocab), `natural_dead` (live ids other than the separator
 with zero count in the train stream) and `live` (ids that occur), the reference.
 Rows are permuted once per frame so that each set is a contiguous slice (views, not copies).
-Memory: the current, previous and first frames plus a ring of `coherence_window` frames.
 With record_every > 1, displacements are between consecutive frames and velocities and speeds
 are divided by the step gap, so they stay per step.
+
+`compute` is the pass itself and needs only a Movie and the sets; `analyze` adds the run's files.
+A reader thread reads, verifies (CRC-32) and permutes frames ahead; each frame's metrics are a
+pure function of the frames it needs (itself, the previous, the first and the one k back), so
+`workers` threads compute whole frames side by side and the results are gathered in step order.
+Memory: about k + 2 * workers + prefetch frames (7.7 MB each: bits and float32) plus the series.
 """
 from __future__ import annotations
 
+import contextlib
+import csv
+import ctypes
 import hashlib
 import inspect
 import json
 import math
+import os
+import queue
+import threading
+import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.linalg
 from tqdm.auto import tqdm
 
 from duckling import cloud, coherence, compare, cooling, corpus, lattice, movie, tokenizer
@@ -33,6 +47,9 @@ PLATEAU = 6.75  # the loss the previous model (Goldilocks) never got below
 SCALARS = ("drift", "velocity", "rms_radius", "median_radius", "anisotropy", "effective_dim", "axis_turn",
            "speed_q10", "speed_q50", "speed_q90", "speed_mean", "cum_q10", "cum_q50", "cum_q90",
            "ulp_q50", "ulp_q90", "zero_cross_frac", "coherence", "coherence_k", "alignment", "n_zero")
+COMPARED = ("phantom", "natural_dead")  # the sets whose speed distributions are tested
+MAX_WORKERS = 8  # frames in flight cost memory (2 x 7.7 MB each) and the GIL limits scaling beyond
+BLOCK = 2048  # rows per block of the lattice metrics: 3x faster than whole sets (temporaries stay in cache)
 
 
 def token_sets(cfg: Config, counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -51,6 +68,9 @@ def test_step_indices(steps: np.ndarray, n: int) -> np.ndarray:
     return np.unique(idx)
 
 
+test_step_indices.__test__ = False  # a helper, not a pytest test
+
+
 def _movie_sha(mv: movie.Movie) -> str:
     """One hash over every frame's checksum: names the exact movie analysed."""
     h = hashlib.sha256()
@@ -59,52 +79,217 @@ def _movie_sha(mv: movie.Movie) -> str:
     return h.hexdigest()
 
 
-class _Walker:
-    """Per-frame state and series for one pass."""
+# ---- threads ---------------------------------------------------------------------------------
+_BLAS_SETTERS = (("openblas_get_num_threads", "openblas_set_num_threads"),
+                 ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                 ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+                 ("openblas_get_num_threads64_", "openblas_set_num_threads64_"))
 
-    def __init__(self, cfg: Config, steps: np.ndarray, sets: dict[str, np.ndarray]):
-        self.cfg, self.steps, self.T, self.k = cfg, steps, steps.size, max(1, cfg.coherence_window)
-        self.perm = np.concatenate([sets[s] for s in SETS])
-        bounds = np.cumsum([0] + [sets[s].size for s in SETS])
-        self.slices = {s: slice(bounds[i], bounds[i + 1]) for i, s in enumerate(SETS)}
-        self.n = {s: sets[s].size for s in SETS}
-        self.d = cfg.d_model
-        nan = lambda *shape: np.full((self.T, *shape), np.nan)  # noqa: E731
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with every loaded OpenBLAS (numpy's and scipy's) on one thread.
+
+    The frame workers are the parallelism; OpenBLAS's own spinning threads on top of them are
+    ruinous on a small busy machine (measured: a 7,900 x 128 float64 Gram took 267 ms with
+    OpenBLAS's 2 threads under load, 9.7 ms with one). Linux only; elsewhere a no-op.
+    """
+    saved = []
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.rsplit("/", 1)[-1].lower()})
+    except OSError:
+        paths = []
+    for p in paths:
+        try:
+            lib = ctypes.CDLL(p)
+        except OSError:
+            continue
+        for get, put in _BLAS_SETTERS:
+            if hasattr(lib, get) and hasattr(lib, put):
+                setter = getattr(lib, put)
+                saved.append((setter, int(getattr(lib, get)())))
+                setter(1)
+                break
+    try:
+        yield
+    finally:
+        for setter, n in saved:
+            setter(n)
+
+
+class _Reader(threading.Thread):
+    """Reads, verifies and permutes frames ahead of the workers, `depth` frames at most.
+
+    Page faults, zlib.crc32, the row gather and the float conversion all release the GIL, so this
+    overlaps with the metrics. Yields (step, bits, X) with bits permuted and X their float32 values.
+    It maps one shard at a time (its own Movie, max_open=1): mapped pages count as resident memory.
+    """
+
+    def __init__(self, mv: movie.Movie, perm: np.ndarray, verify: bool, depth: int):
+        super().__init__(name="analyze-reader", daemon=True)
+        self.mv, self.perm, self.verify = movie.Movie(mv.dir, mv.name, max_open=1), perm, verify
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.stop = threading.Event()
+        self.count = 0
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _advise(self, k: int) -> None:
+        """Ask the kernel to start reading shard k now, so cold frames do not wait on the disk."""
+        if k < len(self.mv.shards) and hasattr(os, "posix_fadvise"):
+            try:
+                fd = os.open(self.mv.shards[k].path, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+
+    def run(self) -> None:
+        starts = np.cumsum([len(s.steps) for s in self.mv.shards]).tolist()
+        try:
+            self._advise(0)
+            self._advise(1)
+            for step, bits in self.mv.frames(verify=self.verify):
+                if self.count in starts:  # entering shard k + 1: read ahead the one after it
+                    self._advise(starts.index(self.count) + 2)
+                B = np.take(bits, self.perm, axis=0)
+                self.count += 1
+                if not self._put((step, B, lattice.to_float32(B))):
+                    return
+            self._put(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put(e)
+
+    def __iter__(self):
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.ident is not None:
+            self.join()
+
+
+# ---- one frame -------------------------------------------------------------------------------
+def gyration32(X: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cloud.gyration with the Gram matrix summed in float32 (sgemm: about half the time of dgemm,
+    the largest single cost of a frame) from the rows centred on the float64 centroid (in float32,
+    as cloud.radius centres); then symmetrised and decomposed in float64 as cloud.gyration does. On bf16 clouds of 120 to 7,900 rows
+    the eigenvalues differ from the float64 ones by < 1e-6 of the largest, anisotropy and effective
+    dimension by < 1e-6 relative, a well-defined axis by < 0.01 degrees (tests/test_record.py)."""
+    return _cloud(X, c)[2:]
+
+
+def _cloud(X: np.ndarray, c: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(cloud.radius(X, c), gyration32(X, c)) sharing one centred copy: the same float32 X - c that
+    cloud.radius makes, so the radii are bit-identical to it."""
+    n, d = X.shape
+    if n == 0:
+        return math.nan, math.nan, np.full(d, np.nan), np.full(d, np.nan)
+    Xc = X - c.astype(np.float32)
+    r2 = np.einsum("ij,ij->i", Xc, Xc).astype(np.float64)
+    rms, med = math.sqrt(r2.mean()), float(np.median(np.sqrt(r2)))
+    G = (Xc.T @ Xc).astype(np.float64)
+    G += G.T
+    G /= 2 * n
+    w = scipy.linalg.eigh(G, eigvals_only=True, driver="evd", check_finite=False)[::-1].copy()
+    if not w[0] > 0:
+        return rms, med, w, np.full(d, np.nan)
+    return rms, med, w, cloud._oriented(cloud._top_vector(G, w[0]))
+
+
+def _lattice_rows(Bp: np.ndarray, B: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: regime code, max ULP displacement, zero crossings; in blocks of BLOCK rows."""
+    n = B.shape[0]
+    codes, umax, zc = np.empty(n, np.int8), np.empty(n), np.empty(n, np.int64)
+    for a in range(0, n, BLOCK):
+        p, q = Bp[a:a + BLOCK], B[a:a + BLOCK]
+        L1, Linf, L2 = lattice.lattice_displacement(p, q)
+        codes[a:a + BLOCK] = lattice.classify(L1, Linf, L2, d)
+        umax[a:a + BLOCK] = lattice.ulp_displacement(p, q)[0]
+        zc[a:a + BLOCK] = lattice.zero_crossings(p, q)
+    return codes, umax, zc
+
+
+def _frame(cur, prev, first, back, gap: float, slices: dict[str, slice], keep_speeds: bool) -> dict:
+    """Every set's metrics of one frame, except those that need the previous frame's results
+    (drift, velocity, axis turn: `_Series.add` does those, in order). cur/prev/first/back are
+    (bits, X) of this frame, the previous (None for frame 0), frame 0 and the frame k back (None
+    before frame k)."""
+    B, X = cur
+    d = X.shape[1]
+    out = {}
+    for s, sl in slices.items():
+        n = sl.stop - sl.start
+        if n == 0:
+            continue
+        Xs = X[sl]
+        c = cloud.centroid(Xs)
+        rms, med, eigs, axis = _cloud(Xs, c)
+        r = {"centroid": c, "axis": axis, "rms_radius": rms, "median_radius": med}
+        r["anisotropy"], r["effective_dim"] = cloud.shape(eigs)
+        r["cum_q10"], r["cum_q50"], r["cum_q90"] = cooling.speed_quantiles(cooling.row_norms(Xs - first[1][sl]))
+        if prev is not None:
+            Ds = Xs - prev[1][sl]
+            norms = cooling.row_norms(Ds)
+            speed = norms / gap
+            r["speed_q10"], r["speed_q50"], r["speed_q90"] = cooling.speed_quantiles(speed)
+            r["speed_mean"] = speed.mean()
+            codes, umax, zc = _lattice_rows(prev[0][sl], B[sl], d)
+            r["regimes"] = lattice.regime_fractions(codes)
+            r["ulp_q50"], r["ulp_q90"] = np.quantile(umax, (0.5, 0.9))
+            r["zero_cross_frac"] = zc.sum() / (n * d)
+            coh = coherence.coherence(Ds, norms=norms)
+            r["coherence"], r["alignment"], r["n_zero"] = coh["mean_cos"], coh["centroid_cos"], coh["n_zero"]
+            if back is not None:
+                r["coherence_k"] = coherence.coherence(Xs - back[1][sl])["mean_cos"]
+            if keep_speeds and s in COMPARED:
+                r["speeds"] = speed
+        out[s] = r
+    return out
+
+
+class _Series:
+    """The series of one pass, filled frame by frame in step order."""
+
+    def __init__(self, steps: np.ndarray, sizes: dict[str, int], d: int, test_idx: np.ndarray):
+        self.steps, self.n, self.d, self.T = steps, sizes, d, steps.size
+        nan = lambda *shape: np.full((self.T, *shape), np.nan)
         self.series = {f"{s}/{m}": nan() for s in SETS for m in SCALARS}
         for s in SETS:
             self.series[f"{s}/regimes"] = nan(len(lattice.REGIMES))
-            self.series[f"{s}/centroid"] = nan(self.d)
-        self.test_idx = test_step_indices(steps, cfg.test_steps)
-        self.speeds_at = {s: [] for s in ("phantom", "natural_dead")}
+            self.series[f"{s}/centroid"] = nan(d)
+        self.test_idx = test_idx
+        self.speeds_at = {s: [] for s in COMPARED}
         self.c0, self.c_prev, self.axis_prev = {}, {}, {}
-        self.ring: deque = deque(maxlen=self.k)
 
-    def frame(self, i: int, bits: np.ndarray) -> None:
-        bits = bits[self.perm]
-        X = lattice.to_float32(bits)
+    def add(self, i: int, res: dict) -> None:
         S = self.series
-        if i == 0:
-            self.bits0, self.X0 = bits, X
-        else:
-            gap = float(self.steps[i] - self.steps[i - 1])
-            L1, Linf, L2 = lattice.lattice_displacement(self.bits_prev, bits)
-            codes = lattice.classify(L1, Linf, L2, self.d)
-            ulp_max, _ = lattice.ulp_displacement(self.bits_prev, bits)
-            zc = lattice.zero_crossings(self.bits_prev, bits)
-            D = X - self.X_prev
-            speed = cooling.row_norms(D) / gap
-        cum = cooling.row_norms(X - self.X0)
-        for s in SETS:
-            sl, n = self.slices[s], self.n[s]
-            if n == 0:
-                continue
-            Xs = X[sl]
-            c = cloud.centroid(Xs)
+        gap = float(self.steps[i] - self.steps[i - 1]) if i else 1.0
+        for s, r in res.items():
+            c, axis = r.pop("centroid"), r.pop("axis")
             S[f"{s}/centroid"][i] = c
-            S[f"{s}/rms_radius"][i], S[f"{s}/median_radius"][i] = cloud.radius(Xs, c)
-            eigs, axis = cloud.gyration(Xs, c)
-            S[f"{s}/anisotropy"][i], S[f"{s}/effective_dim"][i] = cloud.shape(eigs)
-            S[f"{s}/cum_q10"][i], S[f"{s}/cum_q50"][i], S[f"{s}/cum_q90"][i] = cooling.speed_quantiles(cum[sl])
+            if "regimes" in r:
+                S[f"{s}/regimes"][i] = r.pop("regimes")
+            if "speeds" in r:
+                self.speeds_at[s].append(r.pop("speeds"))
+            for m, v in r.items():
+                S[f"{s}/{m}"][i] = v
             if i == 0:
                 self.c0[s] = c
                 S[f"{s}/drift"][i] = 0.0
@@ -112,59 +297,152 @@ class _Walker:
                 S[f"{s}/drift"][i] = cloud.drift(self.c0[s], c)
                 S[f"{s}/velocity"][i] = cloud.velocity(self.c_prev[s], c, gap)
                 S[f"{s}/axis_turn"][i] = cloud.axis_turn(self.axis_prev[s], axis)
-                q = cooling.speed_quantiles(speed[sl])
-                S[f"{s}/speed_q10"][i], S[f"{s}/speed_q50"][i], S[f"{s}/speed_q90"][i] = q
-                S[f"{s}/speed_mean"][i] = speed[sl].mean()
-                S[f"{s}/regimes"][i] = lattice.regime_fractions(codes[sl])
-                S[f"{s}/ulp_q50"][i], S[f"{s}/ulp_q90"][i] = np.quantile(ulp_max[sl], (0.5, 0.9))
-                S[f"{s}/zero_cross_frac"][i] = zc[sl].sum() / (n * self.d)
-                coh = coherence.coherence(D[sl])
-                S[f"{s}/coherence"][i], S[f"{s}/alignment"][i] = coh["mean_cos"], coh["centroid_cos"]
-                S[f"{s}/n_zero"][i] = coh["n_zero"]
-                if len(self.ring) == self.k:
-                    S[f"{s}/coherence_k"][i] = coherence.coherence(Xs - self.ring[0][sl])["mean_cos"]
-                if s in self.speeds_at and i in self.test_idx:
-                    self.speeds_at[s].append(speed[sl].copy())
             self.c_prev[s], self.axis_prev[s] = c, axis
-        self.bits_prev, self.X_prev = bits, X
-        self.ring.append(X)
 
 
-def _summaries(cfg: Config, w: _Walker, precision: str) -> dict:
-    S, steps = w.series, w.steps
-    out = {"fimbulwinter": {}, "cooling": {}, "velocity_trend": {}, "coherence": {}}
+# ---- the pass --------------------------------------------------------------------------------
+def _check_sets(sets: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    missing = [s for s in SETS if s not in sets]
+    if missing:
+        raise DucklingError(f"token sets: missing {', '.join(missing)} (need {', '.join(SETS)})")
+    out = {s: np.asarray(sets[s], dtype=np.int64).ravel() for s in SETS}
+    ids = np.concatenate([out[s] for s in SETS])
+    if ids.size and (ids.min() < 0 or ids.max() >= rows):
+        raise DucklingError(f"token sets: ids must lie in 0..{rows - 1}, got {ids.min()}..{ids.max()}")
+    if np.unique(ids).size != ids.size:
+        raise DucklingError("token sets: an id belongs to more than one set (or repeats)")
+    return out
+
+
+def compute(mv: movie.Movie, sets: dict[str, np.ndarray], precision: str, k: int = 10, n_test_steps: int = 4,
+            progress: bool = False, verify: bool = True, workers: int | None = None, prefetch: int = 4,
+            desc: str = "analyze") -> tuple[dict[str, np.ndarray], dict]:
+    """Walk the movie once and return (series, summary): the Record without the run's files.
+
+    sets: row ids of "phantom", "natural_dead" and "live" (disjoint, any may be empty); precision:
+    the run's mode (names what an unchanged frame means); k: coherence window; n_test_steps: steps
+    of the phantom-vs-natural-dead tests; verify: check each frame's checksum; workers: frames
+    computed side by side (default: one per core, at most MAX_WORKERS; 0: all in this thread).
+    """
+    lattice.meaning(precision)  # an unknown mode fails here, not after the pass
+    workers = min(os.cpu_count() or 1, MAX_WORKERS) if workers is None else max(0, int(workers))
+    sets = _check_sets(sets, mv.rows)
+    k = max(1, int(k))
+    steps = np.asarray(mv.steps, dtype=np.int64)
+    T, d = steps.size, mv.d
+    perm = np.concatenate([sets[s] for s in SETS])
+    bounds = np.cumsum([0] + [sets[s].size for s in SETS])
+    slices = {s: slice(int(bounds[j]), int(bounds[j + 1])) for j, s in enumerate(SETS)}
+    sizes = {s: int(sets[s].size) for s in SETS}
+    test_idx = test_step_indices(steps, n_test_steps)
+    keep = set(test_idx.tolist())
+    acc = _Series(steps, sizes, d, test_idx)
+
+    t0 = time.perf_counter()
+    reader = _Reader(mv, perm, verify, prefetch)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="analyze") if workers > 0 else None
+    bar = tqdm(total=T, desc=desc, unit="frame", disable=not progress)
+    pending: deque = deque()
+    held: dict[int, tuple] = {}  # frames still needed as prev, back or first
+
+    def collect():
+        i, fut = pending.popleft()
+        acc.add(i, fut.result() if pool else fut)
+        bar.update(1)
+
+    try:
+        with one_blas_thread():
+            reader.start()
+            for i, (step, B, X) in enumerate(reader):
+                if i >= T or step != steps[i]:
+                    raise DucklingError(f"{mv.dir}: frame {i} has step {step}, expected "
+                                        f"{steps[i] if i < T else 'none'}")
+                held[i] = (B, X)
+                gap = float(steps[i] - steps[i - 1]) if i else 1.0
+                args = (held[i], held.get(i - 1), held[0], held.get(i - k) if i >= k else None, gap, slices,
+                        i in keep)
+                pending.append((i, pool.submit(_frame, *args) if pool else _frame(*args)))
+                if i - k > 0:
+                    del held[i - k]  # later frames reach back no further than i + 1 - k
+                while pending and (not pool or len(pending) > 2 * workers or pending[0][1].done()):
+                    collect()
+            while pending:
+                collect()
+    finally:
+        reader.close()
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    if reader.count != T:
+        raise DucklingError(f"{mv.dir}: read {reader.count} frames, the shards list {T}")
+    seconds = time.perf_counter() - t0
+
+    series = dict(acc.series, steps=steps, test_steps=steps[test_idx])
+    planes = {}
     for s in SETS:
-        if w.n[s] == 0:
+        if sizes[s]:
+            plane = cloud.drift_plane(series[f"{s}/centroid"])
+            series[f"{s}/path2d"] = plane["xy"]
+            planes[s] = {"explained": plane["explained"]}
+        else:
+            series[f"{s}/path2d"] = np.full((T, 2), np.nan)
+    for s in COMPARED:
+        sp = acc.speeds_at[s]
+        series[f"{s}/speeds_at_tests"] = np.stack(sp) if sp else np.zeros((test_idx.size, 0))
+    summ = _summaries(series, steps, sizes, d, precision)
+    summary = {"precision": precision, "k": k, "sets": sizes, "frames": int(T), "frames_read": reader.count,
+               **summ, "drift_plane": planes, "compare": _compare(series, steps, test_idx, sizes),
+               "pass": {"seconds": round(seconds, 3), "frames_per_s": round(T / seconds, 2) if seconds else None,
+                        "workers": workers, "verified": bool(verify),
+                        "gram": "float32, rows centred on the float64 centroid (record.gyration32)"}}
+    summary["lifecycle"] = _lifecycle(series, steps, summ["fimbulwinter"])
+    return series, summary
+
+
+# ---- summaries -------------------------------------------------------------------------------
+def _summaries(S: dict, steps: np.ndarray, sizes: dict, d: int, precision: str) -> dict:
+    out = {"fimbulwinter": {}, "cooling": {}, "velocity_trend": {}, "coherence": {}}
+    moved = steps.size > 1
+    for s in SETS:
+        if sizes[s] == 0:
             continue
         reg = S[f"{s}/regimes"][1:]
         if reg.shape[0]:
-            v = lattice.fimbulwinter_verdict(steps[1:], reg[:, 0], reg[:, :3].sum(1), precision)
-            out["fimbulwinter"][s] = v
+            out["fimbulwinter"][s] = lattice.fimbulwinter_verdict(steps[1:], reg[:, 0], reg[:, :3].sum(1),
+                                                                  precision)
         out["cooling"][s] = cooling.late_slope(steps[1:], S[f"{s}/speed_q50"][1:])
         out["velocity_trend"][s] = cloud.velocity_trend(steps[1:], S[f"{s}/velocity"][1:])
-        n_moving = int(np.nanmedian(w.n[s] - S[f"{s}/n_zero"][1:])) if steps.size > 1 else 0
-        mean = float(np.nanmean(S[f"{s}/coherence"])) if steps.size > 1 else math.nan
+        nz = S[f"{s}/n_zero"][1:]
+        n_moving = int(np.nanmedian(sizes[s] - nz)) if np.isfinite(nz).any() else 0
+        mean = float(np.nanmean(S[f"{s}/coherence"])) if moved and np.isfinite(S[f"{s}/coherence"]).any() \
+            else math.nan
+        ck = S[f"{s}/coherence_k"]
         out["coherence"][s] = {
-            "mean": mean, "mean_k": float(np.nanmean(S[f"{s}/coherence_k"])) if np.isfinite(S[f"{s}/coherence_k"]).any() else math.nan,
-            "alignment": float(np.nanmean(S[f"{s}/alignment"])) if steps.size > 1 else math.nan,
-            "expected_random": coherence.expected_random(n_moving, w.d),
-            "interpretation": coherence.interpret(mean, n_moving, w.d),
+            "mean": mean, "mean_k": float(np.nanmean(ck)) if np.isfinite(ck).any() else math.nan,
+            "alignment": float(np.nanmean(S[f"{s}/alignment"])) if moved and np.isfinite(S[f"{s}/alignment"]).any()
+            else math.nan,
+            "expected_random": coherence.expected_random(n_moving, d),
+            "interpretation": coherence.interpret(mean, n_moving, d),
         }
     return out
 
 
-def _compare(w: _Walker) -> dict:
-    S, tests = w.series, []
-    for j, i in enumerate(w.test_idx):
-        a, b = w.speeds_at["phantom"], w.speeds_at["natural_dead"]
+def _compare(S: dict, steps: np.ndarray, test_idx: np.ndarray, sizes: dict) -> dict:
+    tests = []
+    for j, i in enumerate(test_idx):
+        a, b = S["phantom/speeds_at_tests"], S["natural_dead/speeds_at_tests"]
         t = compare.speed_tests(a[j] if j < len(a) else np.zeros(0), b[j] if j < len(b) else np.zeros(0))
-        tests.append({"step": int(w.steps[i]), **t})
+        tests.append({"step": int(steps[i]), **t})
     angle = math.nan
-    if w.n["natural_dead"] and w.steps.size > 1:
+    if sizes["natural_dead"] and sizes["phantom"] and steps.size > 1:
         cp, cd = S["phantom/centroid"], S["natural_dead/centroid"]
         angle = compare.drift_angle(cp[0], cp[-1], cd[0], cd[-1])
-    if not w.n["natural_dead"]:
+    if not sizes["natural_dead"]:
         answer = "This corpus leaves no natural dead tokens, so there is nothing to compare the phantoms with."
+    elif not sizes["phantom"]:
+        answer = "This run has no phantom rows, so there is nothing to compare the natural dead tokens with."
+    elif steps.size < 2:
+        answer = "The movie has a single frame: no token has moved yet, so there is nothing to compare."
     else:
         ps = [t.get("ks_p", math.nan) for t in tests]
         alike = all(p > 0.01 for p in ps if np.isfinite(p)) and any(np.isfinite(p) for p in ps)
@@ -176,11 +454,19 @@ def _compare(w: _Walker) -> dict:
     return {"tests": tests, "drift_angle_deg": angle, "answer": answer}
 
 
-def _learning(cfg: Config, cmeta: dict) -> dict:
-    from duckling.train import read_csv
+def _read_evals(path) -> dict[str, np.ndarray]:
+    """evals.csv as float64 columns (train.read_csv's reading, without importing torch)."""
+    if not path.exists():
+        raise DucklingError(f"{path}: no validation losses; run `invoke train` first")
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise DucklingError(f"{path}: no validation losses yet; run `invoke train` to the end")
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
-    tj = read_json(cfg.run_dir / "train.json")
-    ev = read_csv(cfg.run_dir / "evals.csv")
+
+def _learning(cfg: Config, cmeta: dict, tj: dict) -> dict:
+    ev = _read_evals(cfg.run_dir / "evals.csv")
     final, best, H = float(ev["val_loss"][-1]), float(ev["val_loss"].min()), cmeta["unigram_entropy_nats"]
     learned = final < PLATEAU and final < H
     answer = (f"{'Yes' if learned else 'Not yet'}: validation loss {final:.3f} nats "
@@ -191,10 +477,9 @@ def _learning(cfg: Config, cmeta: dict) -> dict:
             "final_train_loss": tj.get("final_loss")}
 
 
-def _lifecycle(w: _Walker, fimb: dict) -> dict:
+def _lifecycle(S: dict, steps: np.ndarray, fimb: dict) -> dict:
     """Birth at init; drift from the first step the phantom centroid moves; cooling from the peak of
     the median speed; freezing from the step the frozen fraction stays above 50% (onset_50)."""
-    S, steps = w.series, w.steps
     v, q50 = S["phantom/velocity"], S["phantom/speed_q50"]
     moving = np.flatnonzero(v > 0)
     drift_start = int(steps[moving[0]]) if moving.size else None
@@ -219,62 +504,52 @@ DEFINED = {"centroid": cloud.centroid, "drift": cloud.drift, "velocity": cloud.v
            "speed_tests": compare.speed_tests, "drift_angle": compare.drift_angle}
 
 
-def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: bool = True) -> dict:
+# ---- the stage -------------------------------------------------------------------------------
+def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: bool = True,
+            workers: int | None = None) -> dict:
     """Walk the movie once and write data/record/<run>/{series.npz, record.json}."""
-    mv = movie.Movie(cfg.movie_dir)
     tmeta = cfg.run_dir / "train.json"
     if not tmeta.exists():
         raise DucklingError(f"{tmeta}: training of run {cfg.run} has not finished; run `invoke train --run {cfg.run}`")
+    if not movie.movie_names(cfg.movie_dir):
+        raise DucklingError(f"{cfg.movie_dir}: no movie for run {cfg.run}; run `invoke train --run {cfg.run}` "
+                            f"(recording on)")
+    mv = movie.Movie(cfg.movie_dir)
+    tj = read_json(tmeta)
     cmeta = corpus.load_meta(cfg)
     movie_sha = _movie_sha(mv)
-    fp = fingerprint({"movie": movie_sha, "corpus": cmeta["sha256"], "train": read_json(tmeta).get("fingerprint"),
+    fp = fingerprint({"movie": movie_sha, "corpus": cmeta["sha256"], "train": tj.get("fingerprint"),
                       **cfg.subset("coherence_window", "test_steps", "live_vocab", "rows")})
     out_npz, out_json = cfg.record_dir / "series.npz", cfg.record_dir / "record.json"
     if not force and up_to_date(out_json, fp, out_npz):
         print(f"analyze: up to date, skipped ({out_json}; use --force to redo)")
         return read_json(out_json)
+    if mv.rows != cfg.rows or mv.d != cfg.d_model:
+        raise DucklingError(f"{cfg.movie_dir}: frames are {mv.rows} x {mv.d}, run {cfg.run} has {cfg.rows} x "
+                            f"{cfg.d_model}; retrain with `invoke train --run {cfg.run} --force`")
 
     sets = token_sets(cfg, corpus.load(cfg)["counts"])
-    steps = np.asarray(mv.steps, dtype=np.int64)
-    w = _Walker(cfg, steps, sets)
-    bar = tqdm(total=steps.size, desc=f"analyze {cfg.run}", unit="frame", disable=not progress)
-    for i, (step, bits) in enumerate(mv.frames(verify=verify)):
-        if step != steps[i]:
-            raise DucklingError(f"{cfg.movie_dir}: frame {i} has step {step}, expected {steps[i]}")
-        w.frame(i, bits)
-        bar.update(1)
-    bar.close()
-
-    precision = read_json(tmeta)["precision"]
-    summ = _summaries(cfg, w, precision)
-    series = dict(w.series, steps=steps, test_steps=steps[w.test_idx])
-    planes = {}
-    for s in SETS:
-        if w.n[s]:
-            plane = cloud.drift_plane(series[f"{s}/centroid"])
-            series[f"{s}/path2d"] = plane["xy"]
-            planes[s] = {"explained": plane["explained"]}
-        else:
-            series[f"{s}/path2d"] = np.full((steps.size, 2), np.nan)
-    for s in ("phantom", "natural_dead"):
-        sp = w.speeds_at[s]
-        series[f"{s}/speeds_at_tests"] = np.stack(sp) if sp else np.zeros((0, w.n[s]))
+    precision = tj["precision"]
+    series, summ = compute(mv, sets, precision, k=cfg.coherence_window, n_test_steps=cfg.test_steps,
+                           progress=progress, verify=verify, workers=workers, desc=f"analyze {cfg.run}")
     record = {
-        "fingerprint": fp, "run": cfg.run, "config": cfg.to_dict(), "precision": precision, "k": w.k,
-        "sets": {s: int(w.n[s]) for s in SETS},
-        "provenance": {"movie_sha256": movie_sha, "corpus_sha256": cmeta["sha256"], "frames": int(steps.size),
+        "fingerprint": fp, "run": cfg.run, "config": cfg.to_dict(), "precision": precision, "k": summ["k"],
+        "sets": summ["sets"],
+        "provenance": {"movie_sha256": movie_sha, "corpus_sha256": cmeta["sha256"], "frames": summ["frames"],
+                       "frames_read": summ["frames_read"], "verified": bool(verify),
                        "tokenizer_sha256": tokenizer.load_meta(cfg).get("tokenizer_sha256")},
-        **summ, "drift_plane": planes, "compare": _compare(w), "learning": _learning(cfg, cmeta),
-        "definitions": {k: inspect.getdoc(f) or "" for k, f in DEFINED.items()},
+        **{key: summ[key] for key in ("fimbulwinter", "cooling", "velocity_trend", "coherence", "drift_plane",
+                                      "compare")},
+        "learning": _learning(cfg, cmeta, tj), "lifecycle": summ["lifecycle"], "pass": summ["pass"],
+        "definitions": {key: inspect.getdoc(f) or "" for key, f in DEFINED.items()},
     }
-    record["lifecycle"] = _lifecycle(w, summ["fimbulwinter"])
-    with atomic_path(out_npz) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **series)
+    with atomic_path(out_npz) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **series)
     write_json(out_json, json.loads(json.dumps(record, default=_jsonable)))
     verdict = summ["fimbulwinter"].get("phantom", {}).get("verdict", "n/a")
-    print(f"analyze: {steps.size} frames, sets {', '.join(f'{s} {w.n[s]}' for s in SETS)}; phantom verdict: "
-          f"{verdict} -> {cfg.record_dir}")
+    p, n = summ["pass"], summ["sets"]
+    print(f"analyze: {summ['frames']} frames in {p['seconds']:.1f}s ({p['frames_per_s']:.0f}/s), sets "
+          f"{', '.join(f'{s} {n[s]}' for s in SETS)}; phantom verdict: {verdict} -> {cfg.record_dir}")
     return record
 
 
