@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import drop_cache  # noqa: E402
+from common import cpu_name, drop_cache  # noqa: E402
 from duckling.movie import Movie, MovieWriter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "movie.json"
@@ -224,7 +224,7 @@ def main():
 
     import safetensors
 
-    res["machine"] = {"platform": platform.platform(), "processor": _cpu_name(), "cpu_count": os.cpu_count(),
+    res["machine"] = {"platform": platform.platform(), "processor": cpu_name(), "cpu_count": os.cpu_count(),
                       "cpus_usable": len(os.sched_getaffinity(0)),
                       "python": platform.python_version(), "torch": torch.__version__,
                       "numpy": np.__version__,
@@ -236,16 +236,6 @@ def main():
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
     print(f"wrote {out}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@ so a killed stage never leaves a file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -65,3 +68,19 @@ def up_to_date(meta_path: str | os.PathLike, fp: str, *outputs: str | os.PathLik
         return read_json(meta_path).get("fingerprint") == fp
     except (json.JSONDecodeError, OSError):
         return False
+
+
+def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A run's metrics.csv or evals.csv as float64 columns (step as int64); {} when it has no rows."""
+    from duckling.errors import DucklingError
+
+    path = Path(path)
+    if not path.exists():
+        raise DucklingError(f"{path}: no training metrics; run `invoke train` first")
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    cols = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    cols["step"] = cols["step"].astype(np.int64)
+    return cols

@@ -20,7 +20,6 @@ Memory: about k + 2 * workers + prefetch frames (7.7 MB each: bits and float32) 
 from __future__ import annotations
 
 import contextlib
-import csv
 import ctypes
 import hashlib
 import inspect
@@ -40,7 +39,7 @@ from tqdm.auto import tqdm
 from duckling import cloud, coherence, compare, cooling, corpus, lattice, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
-from duckling.io import atomic_path, fingerprint, read_json, up_to_date, write_json
+from duckling.io import atomic_path, fingerprint, read_csv, read_json, up_to_date, write_json
 
 SETS = ("phantom", "natural_dead", "live")
 PLATEAU = 6.75  # the loss the previous model (Goldilocks) never got below
@@ -455,14 +454,10 @@ def _compare(S: dict, steps: np.ndarray, test_idx: np.ndarray, sizes: dict) -> d
 
 
 def _read_evals(path) -> dict[str, np.ndarray]:
-    """evals.csv as float64 columns (train.read_csv's reading, without importing torch)."""
-    if not path.exists():
-        raise DucklingError(f"{path}: no validation losses; run `invoke train` first")
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
+    ev = read_csv(path)
+    if not ev:
         raise DucklingError(f"{path}: no validation losses yet; run `invoke train` to the end")
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    return ev
 
 
 def _learning(cfg: Config, cmeta: dict, tj: dict) -> dict:

@@ -11,7 +11,6 @@ DUCKLING_RUN, DUCKLING_ROOT and, for the comparison chapter, DUCKLING_RUNS (comm
 from __future__ import annotations
 
 import contextlib
-import csv
 import html
 import importlib.util
 import json
@@ -30,7 +29,7 @@ import numpy as np
 from duckling import config as config_mod
 from duckling.config import Config
 from duckling.errors import DucklingError
-from duckling.io import fingerprint, read_json, sha256_file, write_json
+from duckling.io import fingerprint, read_csv, read_json, sha256_file, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARE_CHAPTER = "09-compare.py"
@@ -58,20 +57,6 @@ class Context:
     @property
     def run(self) -> str:
         return self.cfg.run
-
-
-def read_csv(path: Path) -> dict[str, np.ndarray]:
-    """metrics.csv / evals.csv as float64 columns (step int64). Same result as duckling.train.read_csv,
-    without importing torch into every chapter's kernel."""
-    if not path.exists():
-        raise DucklingError(f"{path}: no training metrics; run `invoke train` first")
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    cols = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
-    cols["step"] = cols["step"].astype(np.int64)
-    return cols
 
 
 def _optional_json(path: Path, default):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from duckling import corpus, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
-from duckling.io import atomic_path, fingerprint, read_json, write_json
+from duckling.io import atomic_path, fingerprint, read_csv, read_json, write_json
 from duckling.model import GPT, phantom_mass_from_grad
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "phantom_mass", "tokens_per_s"]
@@ -197,19 +197,6 @@ class CsvLog:
 
     def close(self) -> None:
         self.f.close()
-
-
-def read_csv(path: Path) -> dict[str, np.ndarray]:
-    """A metrics or evals CSV as columns of float64 (step as int64)."""
-    if not path.exists():
-        raise DucklingError(f"{path}: no training metrics; run `invoke train` first")
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    cols = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
-    cols["step"] = cols["step"].astype(np.int64)
-    return cols
 
 
 def train_fingerprint(cfg: Config, corpus_sha: str) -> str:
