@@ -49,6 +49,7 @@ ENV DUCKLING_IMAGE_VERSION=${DUCKLING_IMAGE_VERSION} \
     DUCKLING_ROOT=/duckling \
     XDG_CACHE_HOME=/duckling/.cache \
     HF_HOME=/duckling/.cache/huggingface \
+    NUMBA_CACHE_DIR=/duckling/.cache/numba \
     QUARTO_PYTHON=/opt/venv/bin/python \
     MPLBACKEND=Agg \
     PYTHONUNBUFFERED=1 \
@@ -57,6 +58,7 @@ ENV DUCKLING_IMAGE_VERSION=${DUCKLING_IMAGE_VERSION} \
 # HOME and USER are set for runs under another uid (docker run --user), which have no passwd entry:
 # without them HOME is / and torch's getpass.getuser() fails. Unbuffered: logs reach `docker logs` live.
 # PYTHONHASHSEED and CUBLAS_WORKSPACE_CONFIG: the same run gives the same numbers (deterministic cuBLAS).
+# NUMBA_CACHE_DIR: the analysis kernels compile once and are reused (site-packages is read-only).
 
 # uid 1000 owns everything, matching the usual first user of a Linux host. The folders are open to
 # all and HOME is sticky like /tmp, so `--user "$(id -u):$(id -g)"` works too and the files written

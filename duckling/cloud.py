@@ -12,6 +12,7 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
+from duckling import kernel
 from duckling.errors import DucklingError
 
 TREND_ALPHA = 0.01
@@ -38,8 +39,23 @@ def radius(X, c) -> tuple[float, float]:
     if X.shape[0] == 0:
         return math.nan, math.nan
     Xc = X - np.asarray(c, dtype=np.float64).astype(X.dtype)
-    r2 = np.einsum("ij,ij->i", Xc, Xc).astype(np.float64)
-    return math.sqrt(r2.mean()), float(np.median(np.sqrt(r2)))
+    return radius_of(np.einsum("ij,ij->i", Xc, Xc).astype(np.float64))
+
+
+def radius_of(r2) -> tuple[float, float]:
+    """radius() from the squared distances r2_i = |w_i - c|^2: (sqrt(mean r2), median sqrt(r2))."""
+    r2 = np.asarray(r2, dtype=np.float64).ravel()
+    n = r2.size
+    if n == 0:
+        return math.nan, math.nan
+    # sqrt is monotone: the middle distances are the roots of the middle squares (np.median's mean
+    # of the two for even n), from one partial sort
+    m = n // 2
+    part = np.partition(r2, [m - 1, m, n - 1] if n % 2 == 0 else [m, n - 1])
+    if np.isnan(part[-1]):
+        return math.nan, math.nan
+    med = (math.sqrt(part[m - 1]) + math.sqrt(part[m])) / 2 if n % 2 == 0 else math.sqrt(part[m])
+    return math.sqrt(r2.mean()), med
 
 
 def _oriented(v: np.ndarray) -> np.ndarray:
@@ -101,6 +117,53 @@ def shape(eigs) -> tuple[float, float]:
     if not s > 0:
         return math.nan, math.nan
     return float(lam.max() / lam.mean()), float(s * s / np.dot(lam, lam))
+
+
+def gyration_tensor(Xc) -> np.ndarray:
+    """G = (1/n) Xc^T Xc from rows already centred, summed in Xc's dtype and returned symmetric in
+    float64 (d, d). With float32 rows centred on the float64 centroid (the analyze stage: BLAS ssyrk,
+    the largest single cost of a frame, half that of float64) the eigenvalues of bf16 clouds of 120
+    to 7,900 rows differ from gyration()'s by < 1e-6 of the largest and a well-defined axis by
+    < 0.01 degrees (tests/test_cloud.py)."""
+    Xc = np.asarray(Xc)
+    n, d = Xc.shape
+    if n == 0:
+        return np.full((d, d), np.nan)
+    G = (Xc.T @ Xc).astype(np.float64)  # numpy calls syrk for a matrix times its own transpose
+    G += G.T
+    G /= 2 * n
+    return G
+
+
+def principal(G) -> tuple[float, np.ndarray]:
+    """(l_max, axis) of a gyration tensor: its largest eigenvalue and the unit eigenvector, oriented
+    as gyration() orients it (NaN axis when l_max <= 0), from LAPACK's dsyevr for that one pair
+    (kernel.top_eigenpair, which frees the GIL for the frame threads)."""
+    G = np.asarray(G, dtype=np.float64)
+    d = G.shape[0]
+    if d == 0 or not np.isfinite(G).all():
+        return math.nan, np.full(d, np.nan)
+    lam, v = kernel.top_eigenpair(G)
+    if not lam > 0:
+        return lam, np.full(d, np.nan)
+    return lam, _oriented(v)
+
+
+def shape_of(G) -> tuple[float, float, np.ndarray]:
+    """(anisotropy, effective dimension, principal axis) straight from a gyration tensor, without the
+    full eigen-decomposition: for symmetric G, sum l = trace G and sum l^2 = |G|_F^2, so
+
+        anisotropy = l_max / (trace G / d),   effective dimension = (trace G)^2 / |G|_F^2,
+
+    equal to shape(eigenvalues) up to rounding (which clips rounding-level negative eigenvalues),
+    with l_max and the axis from principal(G). NaN for a cloud with no spread."""
+    G = np.asarray(G, dtype=np.float64)
+    d = G.shape[0]
+    lam, axis = principal(G)
+    tr, fro2 = float(np.trace(G)), float(np.sum(G * G))
+    if not (tr > 0 and lam > 0):
+        return math.nan, math.nan, np.full(d, np.nan)
+    return lam / (tr / d), tr * tr / fro2, axis
 
 
 def angle_between(a, b, axial: bool = False) -> float:

@@ -26,10 +26,9 @@ def _unit_sum(D, norms=None) -> tuple[np.ndarray, int, int]:
     return s, n_moving, norms.size - n_moving
 
 
-def _alignment(D, s: np.ndarray, n: int) -> float:
-    if n == 0:
+def _alignment(s: np.ndarray, n: int, m) -> float:
+    if n == 0 or m is None:
         return math.nan
-    m = D.mean(axis=0, dtype=np.float64)
     nm = float(np.linalg.norm(m))
     if not nm > 0:
         return math.nan
@@ -50,8 +49,16 @@ def coherence(D, norms=None) -> dict:
     """
     D = np.asarray(D)
     s, n, n_zero = _unit_sum(D, norms)
+    return from_sums(s, n, n_zero, D.mean(axis=0, dtype=np.float64) if D.shape[0] else None)
+
+
+def from_sums(s, n_moving: int, n_zero: int, m=None) -> dict:
+    """coherence() from its sums: s = sum_i u_i over the n_moving moving tokens (float64 (d,)),
+    n_zero the tokens that did not move, m the mean displacement (1/n) sum_i D_i (None: no
+    centroid_cos). The same formulas; for callers that accumulate s while reading the rows."""
+    s, n = np.asarray(s, dtype=np.float64), int(n_moving)
     mean_cos = (float(np.dot(s, s)) - n) / (n * (n - 1)) if n >= 2 else math.nan
-    return {"mean_cos": mean_cos, "n_moving": n, "n_zero": n_zero, "centroid_cos": _alignment(D, s, n)}
+    return {"mean_cos": mean_cos, "n_moving": n, "n_zero": int(n_zero), "centroid_cos": _alignment(s, n, m)}
 
 
 def centroid_alignment(D, norms=None) -> float:
@@ -65,7 +72,7 @@ def centroid_alignment(D, norms=None) -> float:
     """
     D = np.asarray(D)
     s, n, _ = _unit_sum(D, norms)
-    return _alignment(D, s, n)
+    return _alignment(s, n, D.mean(axis=0, dtype=np.float64) if D.shape[0] else None)
 
 
 def expected_random(n: int, d: int) -> float:

@@ -94,8 +94,13 @@ def classify(L1, Linf, L2, d: int) -> np.ndarray:
     multi_cell Linf >= 2 and L2 <= sqrt(d); teleporting L2 > sqrt(d).
     """
     L1, Linf, L2 = np.asarray(L1), np.asarray(Linf), np.asarray(L2)
-    conds = [L1 == 0, L1 == 1, Linf == 1, L2 <= math.sqrt(d)]
-    return np.select(conds, [FROZEN, FACE_ADJACENT, NEIGHBOUR, MULTI_CELL], TELEPORTING).astype(np.int8)
+    code = np.full(np.broadcast_shapes(L1.shape, Linf.shape, L2.shape), TELEPORTING, dtype=np.int8)
+    # later assignments win, so they go in reverse order of the rules (L1 = 1 implies Linf = 1)
+    code[L2 <= math.sqrt(d)] = MULTI_CELL
+    code[Linf == 1] = NEIGHBOUR
+    code[L1 == 1] = FACE_ADJACENT
+    code[L1 == 0] = FROZEN
+    return code
 
 
 def regime_fractions(codes) -> np.ndarray:

@@ -14,10 +14,11 @@ writes the real header into the reserved space and renames the file. A full 36 G
 costs `queue_frames` frames of memory to record, and the header is padded to whole 4 KiB pages so
 every frame starts page-aligned (10,000 x 128 x 2 bytes = 625 pages).
 
-Checksums are CRC-32 (zlib): the fastest stdlib hash here (about 3.3 GB/s on 2.56 MB versus
-1.4 GB/s for sha256 and 0.7 GB/s for blake2b) and adequate for what it guards against, a disk or
-copy that corrupts bytes, not an adversary. The name is stored, so a reader follows whatever a
-shard says.
+Checksums are CRC-32 (zlib's polynomial), computed by ISA-L (python-isal, carry-less multiply:
+about 11 GB/s on a 2.56 MB frame here, against 3.5 GB/s for zlib.crc32, 1.4 GB/s for sha256 and
+0.7 GB/s for blake2b; the same values as zlib.crc32, which is the fallback without isal), and
+adequate for what it guards against, a disk or copy that corrupts bytes, not an adversary. The
+name is stored, so a reader follows whatever a shard says.
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ import re
 import shutil
 import struct
 import threading
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +40,17 @@ import numpy as np
 from duckling.errors import DucklingError
 from duckling.io import read_json, write_json
 
+try:  # ISA-L's CRC-32 releases the GIL and is 3x zlib's; the values are identical
+    from isal.isal_zlib import crc32
+except ImportError:  # pragma: no cover - isal is a dependency; zlib gives the same checksums
+    from zlib import crc32
+
 FORMAT = "duckling-movie"
 VERSION = 1
 DTYPE = "BF16"
 HASH = "crc32"
 HASHES = {
-    "crc32": lambda b: f"{zlib.crc32(b):08x}",
+    "crc32": lambda b: f"{crc32(b):08x}",
     "sha256": lambda b: hashlib.sha256(b).hexdigest(),
     "blake2b": lambda b: hashlib.blake2b(b).hexdigest(),
 }

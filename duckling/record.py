@@ -15,7 +15,10 @@ are divided by the step gap, so they stay per step.
 A reader thread reads, verifies (CRC-32) and permutes frames ahead; each frame's metrics are a
 pure function of the frames it needs (itself, the previous, the first and the one k back), so
 `workers` threads compute whole frames side by side and the results are gathered in step order.
-Memory: about k + 2 * workers + prefetch frames (7.7 MB each: bits and float32) plus the series.
+Each set's rows are read once per frame by the compiled sweep in kernel.py (which releases the
+GIL); the Gram matrix and its eigenpair come from BLAS/LAPACK on one thread per worker.
+Memory: about k + 2 * workers + prefetch frames (2.6 MB of bits each), one float32 centred copy of
+a set per worker, plus the series.
 """
 from __future__ import annotations
 
@@ -33,10 +36,9 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import scipy.linalg
 from tqdm.auto import tqdm
 
-from duckling import cloud, coherence, compare, cooling, corpus, lattice, movie, tokenizer
+from duckling import cloud, coherence, compare, cooling, corpus, kernel, lattice, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_csv, read_json, up_to_date, write_json
@@ -47,8 +49,7 @@ SCALARS = ("drift", "velocity", "rms_radius", "median_radius", "anisotropy", "ef
            "speed_q10", "speed_q50", "speed_q90", "speed_mean", "cum_q10", "cum_q50", "cum_q90",
            "ulp_q50", "ulp_q90", "zero_cross_frac", "coherence", "coherence_k", "alignment", "n_zero")
 COMPARED = ("phantom", "natural_dead")  # the sets whose speed distributions are tested
-MAX_WORKERS = 8  # frames in flight cost memory (2 x 7.7 MB each) and the GIL limits scaling beyond
-BLOCK = 2048  # rows per block of the lattice metrics: 3x faster than whole sets (temporaries stay in cache)
+MAX_WORKERS = 8  # frames in flight cost memory and the GIL limits scaling beyond
 
 
 def token_sets(cfg: Config, counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -120,8 +121,8 @@ def one_blas_thread():
 class _Reader(threading.Thread):
     """Reads, verifies and permutes frames ahead of the workers, `depth` frames at most.
 
-    Page faults, zlib.crc32, the row gather and the float conversion all release the GIL, so this
-    overlaps with the metrics. Yields (step, bits, X) with bits permuted and X their float32 values.
+    Page faults, the CRC-32 and the row gather release the GIL, so this overlaps with the metrics.
+    Yields (step, bits) with the rows permuted.
     It maps one shard at a time (its own Movie, max_open=1): mapped pages count as resident memory.
     """
 
@@ -163,7 +164,7 @@ class _Reader(threading.Thread):
                     self._advise(starts.index(self.count) + 2)
                 B = np.take(bits, self.perm, axis=0)
                 self.count += 1
-                if not self._put((step, B, lattice.to_float32(B))):
+                if not self._put((step, B)):
                     return
             self._put(None)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
@@ -185,78 +186,48 @@ class _Reader(threading.Thread):
 
 
 # ---- one frame -------------------------------------------------------------------------------
-def gyration32(X: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cloud.gyration with the Gram matrix summed in float32 (sgemm: about half the time of dgemm,
-    the largest single cost of a frame) from the rows centred on the float64 centroid (in float32,
-    as cloud.radius centres); then symmetrised and decomposed in float64 as cloud.gyration does. On bf16 clouds of 120 to 7,900 rows
-    the eigenvalues differ from the float64 ones by < 1e-6 of the largest, anisotropy and effective
-    dimension by < 1e-6 relative, a well-defined axis by < 0.01 degrees (tests/test_record.py)."""
-    return _cloud(X, c)[2:]
+_local = threading.local()
 
 
-def _cloud(X: np.ndarray, c: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """(cloud.radius(X, c), gyration32(X, c)) sharing one centred copy: the same float32 X - c that
-    cloud.radius makes, so the radii are bit-identical to it."""
-    n, d = X.shape
-    if n == 0:
-        return math.nan, math.nan, np.full(d, np.nan), np.full(d, np.nan)
-    Xc = X - c.astype(np.float32)
-    r2 = np.einsum("ij,ij->i", Xc, Xc).astype(np.float64)
-    rms, med = math.sqrt(r2.mean()), float(np.median(np.sqrt(r2)))
-    G = (Xc.T @ Xc).astype(np.float64)
-    G += G.T
-    G /= 2 * n
-    w = scipy.linalg.eigh(G, eigvals_only=True, driver="evd", check_finite=False)[::-1].copy()
-    if not w[0] > 0:
-        return rms, med, w, np.full(d, np.nan)
-    return rms, med, w, cloud._oriented(cloud._top_vector(G, w[0]))
-
-
-def _lattice_rows(Bp: np.ndarray, B: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: regime code, max ULP displacement, zero crossings; in blocks of BLOCK rows."""
-    n = B.shape[0]
-    codes, umax, zc = np.empty(n, np.int8), np.empty(n), np.empty(n, np.int64)
-    for a in range(0, n, BLOCK):
-        p, q = Bp[a:a + BLOCK], B[a:a + BLOCK]
-        L1, Linf, L2 = lattice.lattice_displacement(p, q)
-        codes[a:a + BLOCK] = lattice.classify(L1, Linf, L2, d)
-        umax[a:a + BLOCK] = lattice.ulp_displacement(p, q)[0]
-        zc[a:a + BLOCK] = lattice.zero_crossings(p, q)
-    return codes, umax, zc
+def _scratch(size: int) -> np.ndarray:
+    """This thread's float32 buffer for a centred set (reused frame after frame)."""
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.size < size:
+        buf = _local.buf = np.empty(size, np.float32)
+    return buf
 
 
 def _frame(cur, prev, first, back, gap: float, slices: dict[str, slice], keep_speeds: bool) -> dict:
     """Every set's metrics of one frame, except those that need the previous frame's results
-    (drift, velocity, axis turn: `_Series.add` does those, in order). cur/prev/first/back are
-    (bits, X) of this frame, the previous (None for frame 0), frame 0 and the frame k back (None
-    before frame k)."""
-    B, X = cur
-    d = X.shape[1]
+    (drift, velocity, axis turn: `_Series.add` does those, in order). cur/prev/first/back are the
+    permuted bits of this frame, the previous (None for frame 0), frame 0 and the frame k back (None
+    before frame k). kernel.rows reads each set's rows once; the formulas are the metric modules'."""
+    d = cur.shape[1]
     out = {}
     for s, sl in slices.items():
         n = sl.stop - sl.start
         if n == 0:
             continue
-        Xs = X[sl]
-        c = cloud.centroid(Xs)
-        rms, med, eigs, axis = _cloud(Xs, c)
-        r = {"centroid": c, "axis": axis, "rms_radius": rms, "median_radius": med}
-        r["anisotropy"], r["effective_dim"] = cloud.shape(eigs)
-        r["cum_q10"], r["cum_q50"], r["cum_q90"] = cooling.speed_quantiles(cooling.row_norms(Xs - first[1][sl]))
+        B = cur[sl]
+        k = kernel.rows(B, None if prev is None else prev[sl], first[sl], None if back is None else back[sl])
+        c = k.total / n
+        Xc, r2 = kernel.centred(B, c, out=_scratch(cur.size))
+        r = {"centroid": c}
+        r["rms_radius"], r["median_radius"] = cloud.radius_of(r2)
+        r["anisotropy"], r["effective_dim"], r["axis"] = cloud.shape_of(cloud.gyration_tensor(Xc))
+        del Xc
+        r["cum_q10"], r["cum_q50"], r["cum_q90"] = cooling.quantiles(k.cum, cooling.QUANTILES, overwrite=True)
         if prev is not None:
-            Ds = Xs - prev[1][sl]
-            norms = cooling.row_norms(Ds)
-            speed = norms / gap
+            speed = k.speed / gap
             r["speed_q10"], r["speed_q50"], r["speed_q90"] = cooling.speed_quantiles(speed)
             r["speed_mean"] = speed.mean()
-            codes, umax, zc = _lattice_rows(prev[0][sl], B[sl], d)
-            r["regimes"] = lattice.regime_fractions(codes)
-            r["ulp_q50"], r["ulp_q90"] = np.quantile(umax, (0.5, 0.9))
-            r["zero_cross_frac"] = zc.sum() / (n * d)
-            coh = coherence.coherence(Ds, norms=norms)
+            r["regimes"] = lattice.regime_fractions(lattice.classify(k.L1, k.Linf, np.sqrt(k.L2sq), d))
+            r["ulp_q50"], r["ulp_q90"] = cooling.quantiles(k.ulp_max, (0.5, 0.9), overwrite=True)
+            r["zero_cross_frac"] = k.zero_cross.sum() / (n * d)
+            coh = coherence.from_sums(k.unit, k.n_moving, n - k.n_moving, k.d_total / n)
             r["coherence"], r["alignment"], r["n_zero"] = coh["mean_cos"], coh["centroid_cos"], coh["n_zero"]
             if back is not None:
-                r["coherence_k"] = coherence.coherence(Xs - back[1][sl])["mean_cos"]
+                r["coherence_k"] = coherence.from_sums(k.unit_k, k.n_moving_k, n - k.n_moving_k)["mean_cos"]
             if keep_speeds and s in COMPARED:
                 r["speeds"] = speed
         out[s] = r
@@ -352,11 +323,11 @@ def compute(mv: movie.Movie, sets: dict[str, np.ndarray], precision: str, k: int
     try:
         with one_blas_thread():
             reader.start()
-            for i, (step, B, X) in enumerate(reader):
+            for i, (step, B) in enumerate(reader):
                 if i >= T or step != steps[i]:
                     raise DucklingError(f"{mv.dir}: frame {i} has step {step}, expected "
                                         f"{steps[i] if i < T else 'none'}")
-                held[i] = (B, X)
+                held[i] = B
                 gap = float(steps[i] - steps[i - 1]) if i else 1.0
                 args = (held[i], held.get(i - 1), held[0], held.get(i - k) if i >= k else None, gap, slices,
                         i in keep)
@@ -393,7 +364,7 @@ def compute(mv: movie.Movie, sets: dict[str, np.ndarray], precision: str, k: int
                **summ, "drift_plane": planes, "compare": _compare(series, steps, test_idx, sizes),
                "pass": {"seconds": round(seconds, 3), "frames_per_s": round(T / seconds, 2) if seconds else None,
                         "workers": workers, "verified": bool(verify),
-                        "gram": "float32, rows centred on the float64 centroid (record.gyration32)"}}
+                        "gram": "float32, rows centred on the float64 centroid (cloud.gyration_tensor)"}}
     summary["lifecycle"] = _lifecycle(series, steps, summ["fimbulwinter"])
     return series, summary
 
@@ -489,13 +460,15 @@ def _lifecycle(S: dict, steps: np.ndarray, fimb: dict) -> dict:
 
 
 DEFINED = {"centroid": cloud.centroid, "drift": cloud.drift, "velocity": cloud.velocity, "radius": cloud.radius,
-           "gyration": cloud.gyration, "shape": cloud.shape, "axis_turn": cloud.axis_turn,
+           "gyration": cloud.gyration, "shape": cloud.shape, "gyration_tensor": cloud.gyration_tensor,
+           "shape_of": cloud.shape_of, "axis_turn": cloud.axis_turn,
            "velocity_trend": cloud.velocity_trend, "drift_plane": cloud.drift_plane, "speed": cooling.speed,
            "cumulative_displacement": cooling.cumulative_displacement, "late_slope": cooling.late_slope,
            "ordinals": lattice.ordinals, "lattice_displacement": lattice.lattice_displacement,
            "classify": lattice.classify, "ulp": lattice.ulp, "ulp_displacement": lattice.ulp_displacement,
            "zero_crossings": lattice.zero_crossings, "fimbulwinter_verdict": lattice.fimbulwinter_verdict,
-           "coherence": coherence.coherence, "expected_random": coherence.expected_random,
+           "coherence": coherence.coherence, "coherence_from_sums": coherence.from_sums,
+           "expected_random": coherence.expected_random,
            "speed_tests": compare.speed_tests, "drift_angle": compare.drift_angle}
 
 

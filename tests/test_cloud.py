@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from duckling import cloud, coherence
+from duckling import cloud, coherence, lattice, movie
 
 
 def dyadic_cloud(n=400, d=32, seed=0) -> np.ndarray:
@@ -175,3 +175,38 @@ def test_drift_plane_of_a_straight_line_and_of_rest():
     assert out["explained"][0] == pytest.approx(1.0)
     rest = cloud.drift_plane(np.ones((4, d)))
     assert np.all(rest["xy"] == 0) and np.isnan(rest["explained"]).all()
+
+
+def test_float32_gyration_tensor_and_shape_of_match_the_float64_eigen_decomposition():
+    """The analyze stage's path (float32 rows centred on the float64 centroid, ssyrk, then
+    shape_of's trace / Frobenius / one eigenpair) against gyration() + shape() in float64."""
+    rng = np.random.default_rng(3)
+    for n, scale, shift in [(120, np.ones(128), 0.0), (2000, np.geomspace(1, 1e-3, 128), 0.0),
+                            (2000, np.geomspace(3, 0.1, 128), 5.0), (7900, np.r_[10.0, np.full(127, 0.1)], 1.0)]:
+        X = (rng.standard_normal((n, 128)) * scale + shift) * 0.02
+        X = lattice.to_float32(movie.float32_to_bf16_bits(X.astype(np.float32)))
+        c = cloud.centroid(X)
+        w64, a64 = cloud.gyration(X, c)
+        G = cloud.gyration_tensor(X - c.astype(np.float32))
+        assert G.dtype == np.float64 and np.array_equal(G, G.T)
+        assert np.max(np.abs(np.linalg.eigvalsh(G)[::-1] - w64)) < 1e-6 * w64[0]
+        aniso, eff, axis = cloud.shape_of(G)
+        np.testing.assert_allclose((aniso, eff), cloud.shape(w64), rtol=1e-6)
+        assert cloud.principal(G)[0] == pytest.approx(w64[0], rel=1e-6)
+        if w64[0] > 1.5 * w64[1]:  # a well-defined axis, oriented the same way
+            assert cloud.angle_between(a64, axis) < 1e-2
+    G = cloud.gyration_tensor(np.zeros((0, 4), np.float32))
+    assert np.isnan(G).all() and all(np.isnan(v).all() for v in cloud.shape_of(G))
+    flat = cloud.gyration_tensor(np.zeros((5, 4), np.float32))  # no spread: no shape, no axis
+    assert np.isnan(cloud.shape_of(flat)[0]) and np.isnan(cloud.shape_of(flat)[2]).all()
+
+
+def test_radius_of_squared_distances():
+    assert cloud.radius_of([1.0, 4.0, 4.0, 9.0]) == (math.sqrt(4.5), 2.0)
+    assert cloud.radius_of([9.0, 1.0, 4.0]) == (math.sqrt(14 / 3), 2.0)
+    assert all(math.isnan(v) for v in cloud.radius_of([]))
+    assert math.isnan(cloud.radius_of([1.0, np.nan, 4.0])[1])
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 7880):  # the median is np.median's, bit for bit
+        r2 = rng.random(n) ** 4
+        assert cloud.radius_of(r2)[1] == float(np.median(np.sqrt(r2)))

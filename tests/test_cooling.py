@@ -30,6 +30,21 @@ def test_speed_quantiles():
     assert np.isnan(cooling.speed_quantiles(np.array([]))).all()
 
 
+def test_quantiles_are_numpys_bit_for_bit():
+    rng = np.random.default_rng(0)
+    qs = (0.0, 0.1, 0.25, 0.5, 0.5, 0.9, 0.999, 1.0)
+    for n in (1, 2, 3, 7, 10, 101, 2000, 7881):
+        for x in (rng.standard_normal(n) * 1e-3, rng.integers(0, 4, n).astype(np.float64),  # ties
+                  np.exp(rng.standard_normal(n) * 30)):  # many decades
+            assert np.array_equal(cooling.quantiles(x, qs), np.quantile(x, qs)), n
+    x = rng.random(50)
+    x[17] = np.nan
+    assert np.isnan(cooling.quantiles(x, (0.1, 0.5))).all() and np.isnan(np.quantile(x, (0.1, 0.5))).all()
+    x = np.array([np.inf, 1.0, 2.0, 0.5])  # inf - inf and inf * 0 give NaN, as in numpy
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(cooling.quantiles(x, (0.1, 0.5, 0.8)), np.quantile(x, (0.1, 0.5, 0.8)), equal_nan=True)
+
+
 def test_late_slope_recovers_a_power_law():
     steps = np.arange(1, 10001)
     q = 3.0 * steps ** -0.7

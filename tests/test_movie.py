@@ -120,6 +120,18 @@ def test_random_access_range_and_bounded_memory(tmp_path):
         mv.frame(7)
 
 
+def test_frame_checksums_are_zlib_crc32(tmp_path):
+    """ISA-L computes them; any CRC-32 tool (zlib, `python -m zlib`, gzip trailers) agrees."""
+    import zlib
+
+    rng = np.random.default_rng(5)
+    frames = [(s, rng.integers(0, 1 << 16, (300, 16), dtype=np.uint16)) for s in range(3)]
+    mv = M.write_movie(tmp_path / "m", frames, shard_frames=2)
+    for s, f in frames:
+        assert mv.checksum(s) == f"{zlib.crc32(f.tobytes()):08x}"
+    assert M.HASHES["crc32"](b"duckling") == f"{zlib.crc32(b'duckling'):08x}"
+
+
 def test_checksum_mismatch_names_shard_and_step(tmp_path):
     record(tmp_path, range(6), shard_frames=3)
     shard = tmp_path / "W_movie_0000003.safetensors"
