@@ -84,6 +84,11 @@ md(table(["regime (checked in this order)", "condition on the cells crossed per 
 #   one cell; only `pure-bf16` weights can truly freeze. Every verdict names the precision mode.
 # - The comparison of phantom and natural dead tokens is reported with both tests, without correcting
 #   the p-values for the number of steps tested; the table gives every value.
+# - Numerics: each frame is read once, checksum verified, and each set's rows are swept by one
+#   compiled pass (`duckling.kernel`) that the tests hold to the plain definitions below (lattice
+#   numbers exactly, sums of squares to rounding, since it sums them in float64). The gyration
+#   tensor is summed in float32 from rows centred on the float64 centroid; its eigenvalues agree with
+#   a float64 decomposition to 1e-6 of the largest.
 
 # %% [markdown]
 # ## Definitions
