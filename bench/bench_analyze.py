@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import resource
 import shutil
@@ -81,15 +82,20 @@ def cached_fraction(paths) -> float | None:
     return round(res / size, 4) if size else None
 
 
-def read_floor(paths) -> dict:
-    buf = bytearray(CHUNK)
+def read_floor(paths, direct: bool = False) -> dict:
+    """Read the files front to back in CHUNK reads into one buffer, doing nothing else: through the
+    page cache (plain), or with O_DIRECT (direct; page-aligned buffer), as the analysis reads."""
+    buf = mmap.mmap(-1, CHUNK)
     mv = memoryview(buf)
     n = 0
     t0 = time.perf_counter()
     for p in paths:
-        with open(p, "rb", buffering=0) as f:
-            while k := f.readinto(mv):
+        fd = os.open(p, os.O_RDONLY | (os.O_DIRECT if direct else 0))
+        try:
+            while k := os.readv(fd, [mv]):
                 n += k
+        finally:
+            os.close(fd)
     dt = time.perf_counter() - t0
     return {"seconds": round(dt, 3), "bytes": n, "GB_per_s": round(n / dt / 1e9, 3)}
 
@@ -116,42 +122,77 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     return cfg
 
 
+def _tree(pid: int) -> list[int]:
+    """pid and all its descendants, from /proc/<pid>/task/*/children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _kb(path: str, keys: tuple) -> dict:
+    out = dict.fromkeys(keys, 0)
+    try:
+        for line in open(path):
+            key = line.split(":")[0]
+            if key in out:
+                out[key] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return out
+
+
 class PeakMemory(threading.Thread):
-    """Samples /proc/self/status: peaks of anonymous (heap) and file-backed (mapped movie) RSS."""
+    """Samples this process and its worker processes every `every` s: the peak of their summed
+    proportional set size (Pss: shared pages, such as the frame ring, split between the processes
+    that map them, so the sum is what the analysis takes from the machine), and of this process's
+    own anonymous and file-backed RSS."""
 
     def __init__(self, every: float = 0.05):
         super().__init__(daemon=True)
-        self.every, self.stop, self.peak = every, threading.Event(), {"RssAnon": 0, "RssFile": 0}
+        self.every, self.stop = every, threading.Event()
+        self.peak = {"Pss": 0, "RssAnon": 0, "RssFile": 0, "processes": 1}
 
     def run(self):
+        me = os.getpid()
         while not self.stop.is_set():
-            try:
-                for line in open("/proc/self/status"):
-                    key = line.split(":")[0]
-                    if key in self.peak:
-                        self.peak[key] = max(self.peak[key], int(line.split()[1]) * 1024)
-            except OSError:
-                return
+            pids = _tree(me)
+            pss = sum(_kb(f"/proc/{p}/smaps_rollup", ("Pss",))["Pss"] for p in pids)
+            own = _kb("/proc/self/status", ("RssAnon", "RssFile"))
+            for key, v in (("Pss", pss), ("processes", len(pids)), *own.items()):
+                self.peak[key] = max(self.peak[key], v)
             time.sleep(self.every)
 
 
-def child_analyze(root: str, workers: int, verify: bool) -> dict:
+def child_analyze(root: str, workers: int | None, verify: bool) -> dict:
     from duckling import record
     from duckling.config import Config
 
     cfg = Config.from_dict(json.loads((Path(root) / "runs" / "bench" / "config.json").read_text()))
     mem = PeakMemory()
     mem.start()
-    r0, c0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
+    r0, k0, t0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN), \
+        time.perf_counter()
     rec = record.analyze(cfg, force=True, progress=False, verify=verify, workers=workers)
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    dt = time.perf_counter() - t0
+    r1, k1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     mem.stop.set()
     mem.join()
-    return {"seconds": round(dt, 3), "cpu_seconds": round(cpu, 3), "user_seconds": round(r1.ru_utime - r0.ru_utime, 3),
-            "system_seconds": round(r1.ru_stime - r0.ru_stime, 3), "pass": rec["pass"],
-            "peak_rss_bytes": r1.ru_maxrss * 1024, "peak_anon_bytes": mem.peak["RssAnon"],
-            "peak_file_mapped_bytes": mem.peak["RssFile"], "major_faults": r1.ru_majflt - r0.ru_majflt,
+    cpu = lambda a, b: (b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime)
+    return {"seconds": round(dt, 3), "cpu_seconds": round(cpu(r0, r1) + cpu(k0, k1), 3),
+            "cpu_seconds_main": round(cpu(r0, r1), 3), "cpu_seconds_workers": round(cpu(k0, k1), 3),
+            "system_seconds": round(r1.ru_stime - r0.ru_stime + k1.ru_stime - k0.ru_stime, 3), "pass": rec["pass"],
+            "peak_pss_bytes": mem.peak["Pss"], "processes": mem.peak["processes"],
+            "peak_rss_main_bytes": r1.ru_maxrss * 1024, "peak_rss_worker_bytes": k1.ru_maxrss * 1024,
+            "peak_anon_main_bytes": mem.peak["RssAnon"], "peak_file_mapped_main_bytes": mem.peak["RssFile"],
+            "major_faults": r1.ru_majflt - r0.ru_majflt + k1.ru_majflt - k0.ru_majflt,
             "verdicts": {s: v["verdict"] for s, v in rec["fimbulwinter"].items()},
             "frames_read": rec["provenance"]["frames_read"]}
 
@@ -179,7 +220,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=FRAMES_10PCT)
     ap.add_argument("--full", action="store_true", help=f"the 100% movie ({FRAMES_FULL} frames, 36.5 GB)")
-    ap.add_argument("--workers", default="2", help="comma-separated worker counts to time, e.g. 1,2")
+    ap.add_argument("--workers", default="auto", help="comma-separated worker process counts to time, e.g. 0,2 "
+                                                      "(auto: what the analyze stage chooses)")
     ap.add_argument("--no-verify", action="store_true", help="also time analyze without checksums")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each case; the fastest is reported (other "
                                                            "jobs on the machine only ever slow a run down)")
@@ -192,7 +234,7 @@ def main():
     args = ap.parse_args()
     if args.child:
         root, workers, verify = args.child.split(",")
-        print(json.dumps(child_analyze(root, int(workers), verify == "1")))
+        print(json.dumps(child_analyze(root, None if workers == "auto" else int(workers), verify == "1")))
         return
 
     n = FRAMES_FULL if args.full else args.frames
@@ -218,20 +260,21 @@ def main():
             print(f"  write   {dt:7.1f}s")
         paths = shard_files(cfg.movie_dir)
         res["shards"] = len(paths)
+        floors: dict[str, list] = {"plain": [], "direct": []}
 
-        def measure_floor() -> dict:
-            dropped = drop_cache(paths)
-            before, load = cached_fraction(paths), os.getloadavg()[0]
-            f = read_floor(paths)
-            f.update(cache_dropped=dropped, cached_before=before, load_avg_1min_before=round(load, 2))
-            print(f"  floor   {f['seconds']:7.1f}s  {f['GB_per_s']:.2f} GB/s  (cached before: {before}, load {load:.1f})")
-            return f
+        def measure_floors() -> None:
+            for kind in floors:
+                dropped = drop_cache(paths)
+                before, load = cached_fraction(paths), os.getloadavg()[0]
+                f = read_floor(paths, direct=kind == "direct")
+                f.update(cache_dropped=dropped, cached_before=before, load_avg_1min_before=round(load, 2))
+                floors[kind].append(f)
+                print(f"  floor   {f['seconds']:7.1f}s  {f['GB_per_s']:.2f} GB/s  {kind} read (cached before: "
+                      f"{before}, load {load:.1f})")
 
-        floors = [measure_floor()]
-        floor = floors[0]
-
+        measure_floors()
         res["analyze"] = {}
-        cases = [(int(w), True) for w in args.workers.split(",")] + ([(2, False)] if args.no_verify else [])
+        cases = [(w, True) for w in args.workers.split(",")] + ([("auto", False)] if args.no_verify else [])
         for workers, verify in cases:
             runs = []
             for _ in range(max(1, args.repeat)):
@@ -246,21 +289,27 @@ def main():
                 r.update(cached_before=before, load_avg_1min_before=round(load, 2),
                          load_avg_1min_after=round(os.getloadavg()[0], 2))
                 runs.append(r)
-                print(f"    {r['seconds']:7.1f}s  [workers {workers}, verify {verify}, load {load:.1f}]")
+                print(f"    {r['seconds']:7.1f}s  [workers {workers} -> {r['pass']['workers']}, verify {verify}, "
+                      f"load {load:.1f}]")
             r = dict(min(runs, key=lambda x: x["seconds"]))
             r.update(frames_per_s=round(n / r["seconds"], 1), GB_per_s=round(n * fb / r["seconds"] / 1e9, 3),
                      ms_per_frame=round(r["seconds"] / n * 1e3, 2),
-                     ratio_to_floor=round(r["seconds"] / floor["seconds"], 2),  # updated below
-                     all_seconds=[x["seconds"] for x in runs])
-            key = f"workers{workers}" + ("" if verify else "_noverify")
+                     cpu_ms_per_frame=round(r["cpu_seconds"] / n * 1e3, 2), all_seconds=[x["seconds"] for x in runs])
+            key = f"workers_{workers}" + ("" if verify else "_noverify")
             res["analyze"][key] = r
-            print(f"  analyze {r['seconds']:7.1f}s  {r['ms_per_frame']:.1f} ms/frame  {r['ratio_to_floor']:.2f}x floor  "
-                  f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB (anon {r['peak_anon_bytes'] / 2**20:.0f})  "
-                  f"cpu {r['cpu_seconds']:.0f}s  [{key}, best of {len(runs)}]")
-        floors.append(measure_floor())
-        res["floor"] = dict(min(floors, key=lambda f: f["seconds"]), all_seconds=[f["seconds"] for f in floors])
+            print(f"  analyze {r['seconds']:7.1f}s  {r['ms_per_frame']:.2f} ms/frame  peak PSS "
+                  f"{r['peak_pss_bytes'] / 2**20:.0f} MiB over {r['processes']} processes  cpu {r['cpu_seconds']:.0f}s "
+                  f"({r['cpu_ms_per_frame']:.2f} ms/frame)  [{key}, best of {len(runs)}]")
+        measure_floors()
+        # the floor: the fastest plain read of the same files in this run, before or after the analyses;
+        # the O_DIRECT read (as the analysis reads) is reported beside it
+        for kind, fs in floors.items():
+            res[f"floor_{kind}" if kind != "plain" else "floor"] = dict(min(fs, key=lambda f: f["seconds"]),
+                                                                        all_seconds=[f["seconds"] for f in fs])
         for r in res["analyze"].values():
             r["ratio_to_floor"] = round(r["seconds"] / res["floor"]["seconds"], 2)
+            r["ratio_to_direct_read"] = round(r["seconds"] / res["floor_direct"]["seconds"], 2)
+            print(f"  ratio   {r['ratio_to_floor']:.2f}x the plain read, {r['ratio_to_direct_read']:.2f}x the direct read")
         res["loadavg_after"] = os.getloadavg()
         if args.dry:
             print(json.dumps(res["analyze"], indent=1))

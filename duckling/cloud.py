@@ -10,9 +10,8 @@ import math
 
 import numpy as np
 import scipy.linalg
-import scipy.stats
+import scipy.linalg.lapack
 
-from duckling import kernel
 from duckling.errors import DucklingError
 
 TREND_ALPHA = 0.01
@@ -120,33 +119,41 @@ def shape(eigs) -> tuple[float, float]:
 
 
 def gyration_tensor(Xc) -> np.ndarray:
-    """G = (1/n) Xc^T Xc from rows already centred, summed in Xc's dtype and returned symmetric in
-    float64 (d, d). With float32 rows centred on the float64 centroid (the analyze stage: BLAS ssyrk,
-    the largest single cost of a frame, half that of float64) the eigenvalues of bf16 clouds of 120
-    to 7,900 rows differ from gyration()'s by < 1e-6 of the largest and a well-defined axis by
-    < 0.01 degrees (tests/test_cloud.py)."""
+    """G = (1/n) Xc^T Xc from rows already centred, (d, d), summed and returned in Xc's dtype
+    (float32 or float64), exactly symmetric. With float32 rows centred on the float64 centroid (the
+    analyze stage: BLAS ssyrk, the largest single cost of a frame, half that of float64) the
+    eigenvalues of bf16 clouds of 120 to 7,900 rows differ from gyration()'s by < 1e-6 of the
+    largest and a well-defined axis by < 0.01 degrees (tests/test_cloud.py)."""
     Xc = np.asarray(Xc)
+    if Xc.dtype not in (np.float32, np.float64):
+        Xc = Xc.astype(np.float64)
     n, d = Xc.shape
     if n == 0:
-        return np.full((d, d), np.nan)
-    G = (Xc.T @ Xc).astype(np.float64)  # numpy calls syrk for a matrix times its own transpose
-    G += G.T
-    G /= 2 * n
+        return np.full((d, d), np.nan, Xc.dtype)
+    G = Xc.T @ Xc  # numpy calls syrk for a matrix times its own transpose and mirrors the triangle
+    G /= G.dtype.type(n)
     return G
 
 
 def principal(G) -> tuple[float, np.ndarray]:
     """(l_max, axis) of a gyration tensor: its largest eigenvalue and the unit eigenvector, oriented
-    as gyration() orients it (NaN axis when l_max <= 0), from LAPACK's dsyevr for that one pair
-    (kernel.top_eigenpair, which frees the GIL for the frame threads)."""
-    G = np.asarray(G, dtype=np.float64)
+    as gyration() orients it (NaN axis when l_max <= 0). One eigenpair from LAPACK's ?syevr (range
+    'I', il = iu = d) in G's precision (ssyevr for float32, dsyevr otherwise); the axis is float64."""
+    G = np.asarray(G)
+    single = G.dtype == np.float32
+    G = G if single else np.asarray(G, dtype=np.float64)
     d = G.shape[0]
     if d == 0 or not np.isfinite(G).all():
         return math.nan, np.full(d, np.nan)
-    lam, v = kernel.top_eigenpair(G)
+    syevr = scipy.linalg.lapack.ssyevr if single else scipy.linalg.lapack.dsyevr
+    w, z, m, _, info = syevr(G, compute_v=1, range="I", il=d, iu=d, lower=1)
+    if info != 0 or m != 1:
+        raise DucklingError(f"principal: LAPACK {'s' if single else 'd'}syevr failed (info {info}) on a "
+                            f"{d} x {d} matrix")
+    lam = float(w[0])
     if not lam > 0:
         return lam, np.full(d, np.nan)
-    return lam, _oriented(v)
+    return lam, _oriented(z[:, 0].astype(np.float64))
 
 
 def shape_of(G) -> tuple[float, float, np.ndarray]:
@@ -156,48 +163,52 @@ def shape_of(G) -> tuple[float, float, np.ndarray]:
         anisotropy = l_max / (trace G / d),   effective dimension = (trace G)^2 / |G|_F^2,
 
     equal to shape(eigenvalues) up to rounding (which clips rounding-level negative eigenvalues),
-    with l_max and the axis from principal(G). NaN for a cloud with no spread."""
-    G = np.asarray(G, dtype=np.float64)
+    with l_max and the axis from principal(G); trace and |G|_F^2 are summed in float64. NaN for a
+    cloud with no spread."""
+    G = np.asarray(G)
     d = G.shape[0]
     lam, axis = principal(G)
-    tr, fro2 = float(np.trace(G)), float(np.sum(G * G))
+    G64 = G.astype(np.float64)
+    tr, fro2 = float(np.trace(G64)), float(np.vdot(G64, G64))
     if not (tr > 0 and lam > 0):
         return math.nan, math.nan, np.full(d, np.nan)
     return lam / (tr / d), tr * tr / fro2, axis
 
 
-def angle_between(a, b, axial: bool = False) -> float:
+def angle_between(a, b, axial: bool = False):
     """Angle in degrees between two vectors, atan2(|b - (a.b) a|, a.b) for unit a, b (accurate near
     0 and 90): in [0, 180], or in [0, 90] when axial (a and -a are the same axis). NaN for None, zero
-    or non-finite vectors."""
+    or non-finite vectors. Arrays of vectors (along the last axis) give an array of angles."""
     if a is None or b is None:
         return math.nan
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if not (na > 0 and nb > 0) or not (np.isfinite(na) and np.isfinite(nb)):
-        return math.nan
-    a, b = a / na, b / nb
-    cos = float(np.dot(a, b))
-    sin = float(np.linalg.norm(b - cos * a))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+        ok = (na > 0) & (nb > 0) & np.isfinite(na) & np.isfinite(nb)
+        a, b = a / na[..., None], b / nb[..., None]
+        cos = np.sum(a * b, axis=-1)
+        sin = np.linalg.norm(b - cos[..., None] * a, axis=-1)
     if axial:
-        cos = abs(cos)
-    return math.degrees(math.atan2(sin, cos))
+        cos = np.abs(cos)
+    out = np.where(ok, np.degrees(np.arctan2(sin, cos)), np.nan)
+    return float(out) if out.ndim == 0 else out
 
 
-def axis_turn(prev_axis, axis) -> float:
+def axis_turn(prev_axis, axis):
     """Angle in degrees, in [0, 90], between two principal axes, which are sign-ambiguous:
-    atan2(|a x b|, |a . b|). NaN when either axis is None, zero or NaN.
+    atan2(|a x b|, |a . b|). NaN when either axis is None, zero or NaN. Arrays of axes give arrays.
     """
     return angle_between(prev_axis, axis, axial=True)
 
 
-def drift(c0, c) -> float:
-    """|c(t) - c(0)|."""
-    return float(np.linalg.norm(np.asarray(c, np.float64) - np.asarray(c0, np.float64)))
+def drift(c0, c):
+    """|c(t) - c(0)| (an array of them for an array of centroids c, along the last axis)."""
+    out = np.linalg.norm(np.asarray(c, np.float64) - np.asarray(c0, np.float64), axis=-1)
+    return float(out) if out.ndim == 0 else out
 
 
-def velocity(c_prev, c, dstep: float = 1.0) -> float:
+def velocity(c_prev, c, dstep=1.0):
     """Centroid velocity per step |c(t) - c(t')| / (t - t'), with dstep = t - t' (frames may skip steps)."""
     return drift(c_prev, c) / dstep
 
@@ -240,6 +251,7 @@ def velocity_trend(steps, velocity, alpha: float = TREND_ALPHA, threshold: float
     if np.ptp(y) == 0:
         out.update(trend="constant", slope=0.0, intercept=float(y[0]), ratio=1.0, p_value=1.0, r2=0.0)
         return out
+    import scipy.stats  # here, not at the top: an analyze worker process never needs it
     fit = scipy.stats.linregress(x, y)
     ratio = math.exp(fit.slope * (x[-1] - x[0]))
     trend = "constant"

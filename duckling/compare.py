@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.stats
 
 from duckling.cloud import angle_between
 
@@ -33,6 +32,7 @@ def speed_tests(speed_a, speed_b) -> dict:
         out["note"] = "no tests: " + ("set a is empty", "set b is empty", "sets a and b are empty")[
             2 if len(empty) == 2 else "ab".index(empty[0])]
         return out
+    import scipy.stats  # here, not at the top: an analyze worker process never needs it
     ks = scipy.stats.ks_2samp(a, b)
     mw = scipy.stats.mannwhitneyu(a, b, alternative="two-sided")
     out.update(ks_stat=float(ks.statistic), ks_p=float(ks.pvalue), mw_u=float(mw.statistic),

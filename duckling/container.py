@@ -25,6 +25,7 @@ INDEX = "https://pypi.org/simple"
 
 WORKDIR = "/duckling"
 # project folders that hold outputs, mounted from the current directory at the same place under WORKDIR
+SHM_SIZE = "1g"  # room for the frame ring of MAX_WORKERS analyze workers, with plenty to spare
 MOUNTS = ("data", "movies", "runs", "report/_output", ".cache")  # .cache holds HF_HOME and the tokenizer cache
 
 # the image's marker environment: CPython 3.12 on linux x86_64 (for reading the universal lock)
@@ -204,6 +205,7 @@ def run_command(args: list[str], tag: str = "duckling", gpus: bool = True, cwd: 
                 tty: bool | None = None, docker: str = "docker") -> list[str]:
     here = Path(cwd or os.getcwd()).resolve()
     cmd = [docker, "run", "--rm", "--init"]  # --init: a real PID 1 that reaps the report's subprocesses
+    cmd += ["--shm-size", SHM_SIZE]  # the analyze workers share their frames in /dev/shm (64 MB by default)
     if tty if tty is not None else sys.stdin.isatty() and sys.stdout.isatty():
         cmd.append("-it")  # Ctrl-C reaches the run; progress bars draw
     if gpus:

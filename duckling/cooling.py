@@ -5,7 +5,6 @@ import functools
 import math
 
 import numpy as np
-import scipy.stats
 
 from duckling.errors import DucklingError
 
@@ -114,6 +113,7 @@ def late_slope(steps, speed_q) -> dict:
     if np.ptp(y) == 0:
         out.update(slope=0.0, intercept=float(y[0]))
         return out
+    import scipy.stats  # here, not at the top: an analyze worker process never needs it
     fit = scipy.stats.linregress(x, y)
     out.update(slope=float(fit.slope), intercept=float(fit.intercept), r2=float(fit.rvalue ** 2))
     return out

@@ -7,18 +7,18 @@ summaries, provenance). The report reads only these and the training metrics.
 
 Token sets: `phantom` (rows >= live_vocab), `natural_dead` (live ids other than the separator
 with zero count in the train stream) and `live` (ids that occur), the reference.
-Rows are permuted once per frame so that each set is a contiguous slice (views, not copies).
 With record_every > 1, displacements are between consecutive frames and velocities and speeds
 are divided by the step gap, so they stay per step.
 
 `compute` is the pass itself and needs only a Movie and the sets; `analyze` adds the run's files.
-A reader thread reads, verifies (CRC-32) and permutes frames ahead; each frame's metrics are a
-pure function of the frames it needs (itself, the previous, the first and the one k back), so
-`workers` threads compute whole frames side by side and the results are gathered in step order.
-Each set's rows are read once per frame by the compiled sweep in kernel.py (which releases the
-GIL); the Gram matrix and its eigenpair come from BLAS/LAPACK on one thread per worker.
-Memory: about k + 2 * workers + prefetch frames (2.6 MB of bits each), one float32 centred copy of
-a set per worker, plus the series.
+frames.Pass reads each frame once and hands it, with the previous frame, frame 0 and the frame k
+back, to `_frame`, a pure function of those frames, in worker processes side by side; results
+come back in step order. In `_frame`, kernel.frame reads every row of the four frames once (the
+sets as one row order, so no frame is copied to regroup it); each set's Gram matrix and its top
+eigenpair come from BLAS/LAPACK on one thread. Drift, velocity and the axis turn need the frames
+before, so they are computed from the stored centroids and axes after the pass.
+Memory: the ring of frames in flight (k + 2 * workers + 4 frames of 2.6 MB), one float32
+centred copy of a frame per worker, and the series (about 60 MB for a 100% movie).
 """
 from __future__ import annotations
 
@@ -29,16 +29,13 @@ import inspect
 import json
 import math
 import os
-import queue
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from duckling import cloud, coherence, compare, cooling, corpus, kernel, lattice, movie, tokenizer
+from duckling import cloud, coherence, compare, cooling, corpus, frames, kernel, lattice, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_csv, read_json, up_to_date, write_json
@@ -48,8 +45,11 @@ PLATEAU = 6.75  # the loss the previous model (Goldilocks) never got below
 SCALARS = ("drift", "velocity", "rms_radius", "median_radius", "anisotropy", "effective_dim", "axis_turn",
            "speed_q10", "speed_q50", "speed_q90", "speed_mean", "cum_q10", "cum_q50", "cum_q90",
            "ulp_q50", "ulp_q90", "zero_cross_frac", "coherence", "coherence_k", "alignment", "n_zero")
+SEQUENTIAL = ("drift", "velocity", "axis_turn")  # need the frames before: computed in step order
+FRAME_SCALARS = tuple(m for m in SCALARS if m not in SEQUENTIAL)  # each frame's own
 COMPARED = ("phantom", "natural_dead")  # the sets whose speed distributions are tested
-MAX_WORKERS = 8  # frames in flight cost memory and the GIL limits scaling beyond
+MAX_WORKERS = 8  # each worker costs a ring slot or two and a centred copy of the frame
+PROCESS_MIN_FRAMES = 500  # shorter movies are analysed in one process
 
 
 def token_sets(cfg: Config, counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -79,7 +79,7 @@ def _movie_sha(mv: movie.Movie) -> str:
     return h.hexdigest()
 
 
-# ---- threads ---------------------------------------------------------------------------------
+# ---- BLAS threads ----------------------------------------------------------------------------
 _BLAS_SETTERS = (("openblas_get_num_threads", "openblas_set_num_threads"),
                  ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
                  ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
@@ -90,7 +90,7 @@ _BLAS_SETTERS = (("openblas_get_num_threads", "openblas_set_num_threads"),
 def one_blas_thread():
     """Run the block with every loaded OpenBLAS (numpy's and scipy's) on one thread.
 
-    The frame workers are the parallelism; OpenBLAS's own spinning threads on top of them are
+    The frame workers are the parallelism; OpenBLAS's own spinning threads beside them are
     ruinous on a small busy machine (measured: a 7,900 x 128 float64 Gram took 267 ms with
     OpenBLAS's 2 threads under load, 9.7 ms with one). Linux only; elsewhere a no-op.
     """
@@ -118,156 +118,96 @@ def one_blas_thread():
             setter(n)
 
 
-class _Reader(threading.Thread):
-    """Reads, verifies and permutes frames ahead of the workers, `depth` frames at most.
-
-    Page faults, the CRC-32 and the row gather release the GIL, so this overlaps with the metrics.
-    Yields (step, bits) with the rows permuted.
-    It maps one shard at a time (its own Movie, max_open=1): mapped pages count as resident memory.
-    """
-
-    def __init__(self, mv: movie.Movie, perm: np.ndarray, verify: bool, depth: int):
-        super().__init__(name="analyze-reader", daemon=True)
-        self.mv, self.perm, self.verify = movie.Movie(mv.dir, mv.name, max_open=1), perm, verify
-        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self.stop = threading.Event()
-        self.count = 0
-
-    def _put(self, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _advise(self, k: int) -> None:
-        """Ask the kernel to start reading shard k now, so cold frames do not wait on the disk."""
-        if k < len(self.mv.shards) and hasattr(os, "posix_fadvise"):
-            try:
-                fd = os.open(self.mv.shards[k].path, os.O_RDONLY)
-                try:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-                finally:
-                    os.close(fd)
-            except OSError:
-                pass
-
-    def run(self) -> None:
-        starts = np.cumsum([len(s.steps) for s in self.mv.shards]).tolist()
-        try:
-            self._advise(0)
-            self._advise(1)
-            for step, bits in self.mv.frames(verify=self.verify):
-                if self.count in starts:  # entering shard k + 1: read ahead the one after it
-                    self._advise(starts.index(self.count) + 2)
-                B = np.take(bits, self.perm, axis=0)
-                self.count += 1
-                if not self._put((step, B)):
-                    return
-            self._put(None)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
-            self._put(e)
-
-    def __iter__(self):
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self.stop.set()
-        if self.ident is not None:
-            self.join()
-
-
 # ---- one frame -------------------------------------------------------------------------------
 _local = threading.local()
 
 
-def _scratch(size: int) -> np.ndarray:
-    """This thread's float32 buffer for a centred set (reused frame after frame)."""
-    buf = getattr(_local, "buf", None)
-    if buf is None or buf.size < size:
-        buf = _local.buf = np.empty(size, np.float32)
-    return buf
+def _scratch(n: int, d: int, n_sets: int) -> kernel.Frame:
+    """This thread's kernel.Frame, overwritten frame after frame (fresh pages cost more than the
+    arithmetic that fills them)."""
+    f = getattr(_local, "frame", None)
+    if f is None or f.Xc.shape != (n, d) or f.total.shape[0] != n_sets:
+        f = _local.frame = kernel.Frame.empty(n, d, n_sets)
+    return f
 
 
-def _frame(cur, prev, first, back, gap: float, slices: dict[str, slice], keep_speeds: bool) -> dict:
-    """Every set's metrics of one frame, except those that need the previous frame's results
-    (drift, velocity, axis turn: `_Series.add` does those, in order). cur/prev/first/back are the
-    permuted bits of this frame, the previous (None for frame 0), frame 0 and the frame k back (None
-    before frame k). kernel.rows reads each set's rows once; the formulas are the metric modules'."""
-    d = cur.shape[1]
-    out = {}
-    for s, sl in slices.items():
-        n = sl.stop - sl.start
+def _frame(i: int, cur, prev, first, back, steps: np.ndarray, perm: np.ndarray, bounds: np.ndarray,
+           keep: frozenset) -> tuple:
+    """Every set's metrics of frame i, except those that need the previous frame's results (drift,
+    velocity, axis turn: `_Series.add` does those, in order). cur/prev/first/back are the bits of
+    this frame, the previous (None for frame 0), frame 0 and the frame k back (None before frame k);
+    set j is rows perm[bounds[j]:bounds[j + 1]]; speeds are kept for the frames in `keep`.
+    kernel.frame reads every row once; the formulas are the metric modules'.
+
+    Returns (vals, centroids, axes, regimes, speeds): per set j, vals[j] the FRAME_SCALARS (NaN
+    where undefined), its centroid, principal axis and regime fractions, and speeds[s] the speeds
+    of the COMPARED sets at kept frames."""
+    n_rows, d = perm.size, cur.shape[1]
+    S = len(SETS)
+    gap = float(steps[i] - steps[i - 1]) if i else 1.0
+    f = kernel.frame(cur, prev, first, back, perm, bounds, out=_scratch(n_rows, d, S))
+    vals, cents = np.full((S, len(FRAME_SCALARS)), np.nan), np.full((S, d), np.nan)
+    axes, regimes, speeds = np.full((S, d), np.nan), np.full((S, len(lattice.REGIMES)), np.nan), {}
+    for j, s in enumerate(SETS):
+        a, b = int(bounds[j]), int(bounds[j + 1])
+        n = b - a
         if n == 0:
             continue
-        B = cur[sl]
-        k = kernel.rows(B, None if prev is None else prev[sl], first[sl], None if back is None else back[sl])
-        c = k.total / n
-        Xc, r2 = kernel.centred(B, c, out=_scratch(cur.size))
-        r = {"centroid": c}
-        r["rms_radius"], r["median_radius"] = cloud.radius_of(r2)
-        r["anisotropy"], r["effective_dim"], r["axis"] = cloud.shape_of(cloud.gyration_tensor(Xc))
-        del Xc
-        r["cum_q10"], r["cum_q50"], r["cum_q90"] = cooling.quantiles(k.cum, cooling.QUANTILES, overwrite=True)
+        v = dict(zip(("rms_radius", "median_radius"), cloud.radius_of(f.r2[a:b])))
+        v["anisotropy"], v["effective_dim"], axes[j] = cloud.shape_of(cloud.gyration_tensor(f.Xc[a:b]))
+        v["cum_q10"], v["cum_q50"], v["cum_q90"] = cooling.quantiles(f.cum[a:b], cooling.QUANTILES, overwrite=True)
+        cents[j] = f.total[j] / n
         if prev is not None:
-            speed = k.speed / gap
-            r["speed_q10"], r["speed_q50"], r["speed_q90"] = cooling.speed_quantiles(speed)
-            r["speed_mean"] = speed.mean()
-            r["regimes"] = lattice.regime_fractions(lattice.classify(k.L1, k.Linf, np.sqrt(k.L2sq), d))
-            r["ulp_q50"], r["ulp_q90"] = cooling.quantiles(k.ulp_max, (0.5, 0.9), overwrite=True)
-            r["zero_cross_frac"] = k.zero_cross.sum() / (n * d)
-            coh = coherence.from_sums(k.unit, k.n_moving, n - k.n_moving, k.d_total / n)
-            r["coherence"], r["alignment"], r["n_zero"] = coh["mean_cos"], coh["centroid_cos"], coh["n_zero"]
+            speed = f.speed[a:b] if gap == 1.0 else f.speed[a:b] / gap
+            v["speed_mean"] = speed.mean()
+            if i in keep and s in COMPARED:
+                speeds[s] = speed.copy()
+            v["speed_q10"], v["speed_q50"], v["speed_q90"] = cooling.quantiles(speed, cooling.QUANTILES, overwrite=True)
+            regimes[j] = lattice.regime_fractions(lattice.classify(f.L1[a:b], f.Linf[a:b], np.sqrt(f.L2sq[a:b]), d))
+            v["ulp_q50"], v["ulp_q90"] = cooling.quantiles(f.ulp_max[a:b], (0.5, 0.9), overwrite=True)
+            v["zero_cross_frac"] = f.zero_cross[a:b].sum() / (n * d)
+            n_moving, n_moving_k = (int(x) for x in f.moving[j])
+            coh = coherence.from_sums(f.unit[j], n_moving, n - n_moving, f.d_total[j] / n)
+            v["coherence"], v["alignment"], v["n_zero"] = coh["mean_cos"], coh["centroid_cos"], coh["n_zero"]
             if back is not None:
-                r["coherence_k"] = coherence.from_sums(k.unit_k, k.n_moving_k, n - k.n_moving_k)["mean_cos"]
-            if keep_speeds and s in COMPARED:
-                r["speeds"] = speed
-        out[s] = r
-    return out
+                v["coherence_k"] = coherence.from_sums(f.unit_k[j], n_moving_k, n - n_moving_k)["mean_cos"]
+        vals[j] = [v.get(m, np.nan) for m in FRAME_SCALARS]
+    return vals, cents, axes, regimes, speeds
 
 
 class _Series:
-    """The series of one pass, filled frame by frame in step order."""
+    """The series of one pass, filled frame by frame in step order; the metrics that need the frames
+    before (SEQUENTIAL) are computed from the stored centroids and axes at the end."""
 
-    def __init__(self, steps: np.ndarray, sizes: dict[str, int], d: int, test_idx: np.ndarray):
-        self.steps, self.n, self.d, self.T = steps, sizes, d, steps.size
-        nan = lambda *shape: np.full((self.T, *shape), np.nan)
-        self.series = {f"{s}/{m}": nan() for s in SETS for m in SCALARS}
-        for s in SETS:
-            self.series[f"{s}/regimes"] = nan(len(lattice.REGIMES))
-            self.series[f"{s}/centroid"] = nan(d)
-        self.test_idx = test_idx
+    def __init__(self, steps: np.ndarray, sizes: dict[str, int], d: int):
+        self.steps, self.T = steps, steps.size
+        S, nan = len(SETS), lambda *shape: np.full((self.T, *shape), np.nan)
+        self.vals, self.regimes = nan(S, len(FRAME_SCALARS)), nan(S, len(lattice.REGIMES))
+        self.centroid, self.axis = nan(S, d), nan(S, d)
+        self.sizes = sizes
         self.speeds_at = {s: [] for s in COMPARED}
-        self.c0, self.c_prev, self.axis_prev = {}, {}, {}
 
-    def add(self, i: int, res: dict) -> None:
-        S = self.series
-        gap = float(self.steps[i] - self.steps[i - 1]) if i else 1.0
-        for s, r in res.items():
-            c, axis = r.pop("centroid"), r.pop("axis")
-            S[f"{s}/centroid"][i] = c
-            if "regimes" in r:
-                S[f"{s}/regimes"][i] = r.pop("regimes")
-            if "speeds" in r:
-                self.speeds_at[s].append(r.pop("speeds"))
-            for m, v in r.items():
-                S[f"{s}/{m}"][i] = v
-            if i == 0:
-                self.c0[s] = c
-                S[f"{s}/drift"][i] = 0.0
-            else:
-                S[f"{s}/drift"][i] = cloud.drift(self.c0[s], c)
-                S[f"{s}/velocity"][i] = cloud.velocity(self.c_prev[s], c, gap)
-                S[f"{s}/axis_turn"][i] = cloud.axis_turn(self.axis_prev[s], axis)
-            self.c_prev[s], self.axis_prev[s] = c, axis
+    def add(self, i: int, res: tuple) -> None:
+        vals, cents, axes, regimes, speeds = res
+        self.vals[i], self.centroid[i], self.axis[i], self.regimes[i] = vals, cents, axes, regimes
+        for s, sp in speeds.items():
+            self.speeds_at[s].append(sp)
+
+    @property
+    def series(self) -> dict[str, np.ndarray]:
+        out = {}
+        gaps = np.diff(self.steps).astype(np.float64)
+        for j, s in enumerate(SETS):
+            C, A = self.centroid[:, j], self.axis[:, j]
+            seq = {m: np.full(self.T, np.nan) for m in SEQUENTIAL}
+            if self.sizes[s]:
+                seq["drift"] = cloud.drift(C[0], C)
+                seq["velocity"][1:] = cloud.velocity(C[:-1], C[1:], gaps)
+                seq["axis_turn"][1:] = cloud.axis_turn(A[:-1], A[1:])
+            out.update({f"{s}/{m}": self.vals[:, j, q] for q, m in enumerate(FRAME_SCALARS)})
+            out.update({f"{s}/{m}": seq[m] for m in SEQUENTIAL})
+            out[f"{s}/regimes"], out[f"{s}/centroid"] = self.regimes[:, j], C
+        return {key: np.ascontiguousarray(v) for key, v in out.items()}
 
 
 # ---- the pass --------------------------------------------------------------------------------
@@ -284,67 +224,53 @@ def _check_sets(sets: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]
     return out
 
 
+def _workers(asked: int | None, T: int, k: int, frame_bytes: int) -> int:
+    """Worker processes for a pass: `asked`, or by default one per core (at most MAX_WORKERS) for a
+    movie of PROCESS_MIN_FRAMES or more, none below (starting a process costs about a second);
+    never more than the shared memory has room for (Docker gives 64 MB unless --shm-size says)."""
+    if asked is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        asked = min(cores, MAX_WORKERS) if T >= PROCESS_MIN_FRAMES and cores > 1 else 0
+    n = max(0, int(asked))
+    room = frames.shared_room()
+    stride = -(-frame_bytes // movie.DIRECT_ALIGN) * movie.DIRECT_ALIGN
+    while n and room is not None and frames.slots_needed(k, n) * stride > 0.9 * room:
+        n -= 1
+    return n
+
+
 def compute(mv: movie.Movie, sets: dict[str, np.ndarray], precision: str, k: int = 10, n_test_steps: int = 4,
-            progress: bool = False, verify: bool = True, workers: int | None = None, prefetch: int = 4,
+            progress: bool = False, verify: bool = True, workers: int | None = None,
             desc: str = "analyze") -> tuple[dict[str, np.ndarray], dict]:
     """Walk the movie once and return (series, summary): the Record without the run's files.
 
     sets: row ids of "phantom", "natural_dead" and "live" (disjoint, any may be empty); precision:
     the run's mode (names what an unchanged frame means); k: coherence window; n_test_steps: steps
-    of the phantom-vs-natural-dead tests; verify: check each frame's checksum; workers: frames
-    computed side by side (default: one per core, at most MAX_WORKERS; 0: all in this thread).
+    of the phantom-vs-natural-dead tests; verify: check each frame's checksum; workers: processes
+    computing frames side by side (default: see _workers; 0: all in this process).
     """
     lattice.meaning(precision)  # an unknown mode fails here, not after the pass
-    workers = min(os.cpu_count() or 1, MAX_WORKERS) if workers is None else max(0, int(workers))
     sets = _check_sets(sets, mv.rows)
     k = max(1, int(k))
     steps = np.asarray(mv.steps, dtype=np.int64)
     T, d = steps.size, mv.d
+    workers = _workers(workers, T, k, mv.frame_bytes)
     perm = np.concatenate([sets[s] for s in SETS])
     bounds = np.cumsum([0] + [sets[s].size for s in SETS])
-    slices = {s: slice(int(bounds[j]), int(bounds[j + 1])) for j, s in enumerate(SETS)}
     sizes = {s: int(sets[s].size) for s in SETS}
     test_idx = test_step_indices(steps, n_test_steps)
-    keep = set(test_idx.tolist())
-    acc = _Series(steps, sizes, d, test_idx)
+    acc = _Series(steps, sizes, d)
 
     t0 = time.perf_counter()
-    reader = _Reader(mv, perm, verify, prefetch)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="analyze") if workers > 0 else None
-    bar = tqdm(total=T, desc=desc, unit="frame", disable=not progress)
-    pending: deque = deque()
-    held: dict[int, tuple] = {}  # frames still needed as prev, back or first
-
-    def collect():
-        i, fut = pending.popleft()
-        acc.add(i, fut.result() if pool else fut)
-        bar.update(1)
-
-    try:
-        with one_blas_thread():
-            reader.start()
-            for i, (step, B) in enumerate(reader):
-                if i >= T or step != steps[i]:
-                    raise DucklingError(f"{mv.dir}: frame {i} has step {step}, expected "
-                                        f"{steps[i] if i < T else 'none'}")
-                held[i] = B
-                gap = float(steps[i] - steps[i - 1]) if i else 1.0
-                args = (held[i], held.get(i - 1), held[0], held.get(i - k) if i >= k else None, gap, slices,
-                        i in keep)
-                pending.append((i, pool.submit(_frame, *args) if pool else _frame(*args)))
-                if i - k > 0:
-                    del held[i - k]  # later frames reach back no further than i + 1 - k
-                while pending and (not pool or len(pending) > 2 * workers or pending[0][1].done()):
-                    collect()
-            while pending:
-                collect()
-    finally:
-        reader.close()
-        if pool:
-            pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-    if reader.count != T:
-        raise DucklingError(f"{mv.dir}: read {reader.count} frames, the shards list {T}")
+    walk = frames.Pass(mv, _frame, (steps, perm, bounds, frozenset(test_idx.tolist())), k=k, workers=workers,
+                       verify=verify)
+    with one_blas_thread(), tqdm(total=T, desc=desc, unit="frame", disable=not progress) as bar, \
+            contextlib.closing(iter(walk)) as results:
+        for i, res in results:
+            acc.add(i, res)
+            bar.update(1)
+    if walk.frames_read != T:
+        raise DucklingError(f"{mv.dir}: read {walk.frames_read} frames, the shards list {T}")
     seconds = time.perf_counter() - t0
 
     series = dict(acc.series, steps=steps, test_steps=steps[test_idx])
@@ -360,7 +286,7 @@ def compute(mv: movie.Movie, sets: dict[str, np.ndarray], precision: str, k: int
         sp = acc.speeds_at[s]
         series[f"{s}/speeds_at_tests"] = np.stack(sp) if sp else np.zeros((test_idx.size, 0))
     summ = _summaries(series, steps, sizes, d, precision)
-    summary = {"precision": precision, "k": k, "sets": sizes, "frames": int(T), "frames_read": reader.count,
+    summary = {"precision": precision, "k": k, "sets": sizes, "frames": int(T), "frames_read": walk.frames_read,
                **summ, "drift_plane": planes, "compare": _compare(series, steps, test_idx, sizes),
                "pass": {"seconds": round(seconds, 3), "frames_per_s": round(T / seconds, 2) if seconds else None,
                         "workers": workers, "verified": bool(verify),

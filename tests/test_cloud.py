@@ -179,7 +179,8 @@ def test_drift_plane_of_a_straight_line_and_of_rest():
 
 def test_float32_gyration_tensor_and_shape_of_match_the_float64_eigen_decomposition():
     """The analyze stage's path (float32 rows centred on the float64 centroid, ssyrk, then
-    shape_of's trace / Frobenius / one eigenpair) against gyration() + shape() in float64."""
+    shape_of's trace / Frobenius / one ssyevr eigenpair, all from the float32 tensor) against
+    gyration() + shape() in float64."""
     rng = np.random.default_rng(3)
     for n, scale, shift in [(120, np.ones(128), 0.0), (2000, np.geomspace(1, 1e-3, 128), 0.0),
                             (2000, np.geomspace(3, 0.1, 128), 5.0), (7900, np.r_[10.0, np.full(127, 0.1)], 1.0)]:
@@ -188,13 +189,15 @@ def test_float32_gyration_tensor_and_shape_of_match_the_float64_eigen_decomposit
         c = cloud.centroid(X)
         w64, a64 = cloud.gyration(X, c)
         G = cloud.gyration_tensor(X - c.astype(np.float32))
-        assert G.dtype == np.float64 and np.array_equal(G, G.T)
-        assert np.max(np.abs(np.linalg.eigvalsh(G)[::-1] - w64)) < 1e-6 * w64[0]
+        assert G.dtype == np.float32 and np.array_equal(G, G.T)
+        assert np.max(np.abs(np.linalg.eigvalsh(G.astype(np.float64))[::-1] - w64)) < 1e-6 * w64[0]
         aniso, eff, axis = cloud.shape_of(G)
         np.testing.assert_allclose((aniso, eff), cloud.shape(w64), rtol=1e-6)
         assert cloud.principal(G)[0] == pytest.approx(w64[0], rel=1e-6)
+        lam64, axis64 = cloud.principal(G.astype(np.float64))  # dsyevr: the same pair
+        assert lam64 == pytest.approx(w64[0], rel=1e-6)
         if w64[0] > 1.5 * w64[1]:  # a well-defined axis, oriented the same way
-            assert cloud.angle_between(a64, axis) < 1e-2
+            assert cloud.angle_between(a64, axis) < 1e-2 and cloud.angle_between(axis64, axis) < 1e-2
     G = cloud.gyration_tensor(np.zeros((0, 4), np.float32))
     assert np.isnan(G).all() and all(np.isnan(v).all() for v in cloud.shape_of(G))
     flat = cloud.gyration_tensor(np.zeros((5, 4), np.float32))  # no spread: no shape, no axis

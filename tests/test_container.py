@@ -274,6 +274,7 @@ def test_run_image_mounts_the_project_folders(tmp_path, monkeypatch):
     assert all((tmp_path / m).is_dir() for m in container.MOUNTS)  # made before docker would, as root
     assert "secret" not in " ".join(cmd) and cmd[cmd.index("--env") + 1] == "HF_TOKEN"
     assert cmd[-5:] == ["duck", "invoke", "all", "--profile", "smoke"]
+    assert cmd[cmd.index("--shm-size") + 1] == container.SHM_SIZE  # room for the analyze workers' frames
     no_gpu = container.run_command(["invoke", "report"], gpus=False, cwd=tmp_path, tty=True)
     assert "--gpus" not in no_gpu and "-it" in no_gpu
 

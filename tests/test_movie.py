@@ -1,6 +1,9 @@
 """The movie: bit-exact frames, stock safetensors files, checksums, atomic shards, resume."""
+import errno
+import fcntl
 import inspect
 import json
+import os
 import time
 import tracemalloc
 
@@ -261,3 +264,64 @@ def test_cuda_frames_are_copied_async_and_exact(tmp_path):
             x.mul_(2)  # the step after: the frame must hold the value at write time
     mv = Movie(tmp_path)
     assert all(np.array_equal(mv.frame(s), bits_of(weights(s))) for s in range(6))
+
+
+# ---- streaming reads ---------------------------------------------------------------------------
+def paged_movie(tmp_path, n=9, rows=256, d=16):
+    """Frames of whole 4 KiB pages, which O_DIRECT can read."""
+    w = [(s, float32_to_bf16_bits(weights(s, rows, d).numpy())) for s in range(n)]
+    return write_movie(tmp_path / "paged", w, shard_frames=4), w
+
+
+def direct_works(path) -> bool:
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_DIRECT))
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_frame_reader_reads_what_was_written(tmp_path, direct):
+    mv, want = paged_movie(tmp_path)
+    buf, stride = M.aligned_frames(2, mv.rows, mv.d)
+    slots = [np.frombuffer(buf, np.uint16, count=mv.rows * mv.d, offset=k * stride).reshape(mv.rows, mv.d)
+             for k in range(2)]
+    with M.FrameReader(mv, direct=direct) as r:
+        for i, (step, bits) in enumerate(want):
+            assert r.read(i, slots[i % 2]) == step and np.array_equal(slots[i % 2], bits)
+        assert r._fd_direct == (direct and direct_works(mv.shards[-1].path))
+    odd = np.empty(mv.rows * mv.d + 1, np.uint16)[1:].reshape(mv.rows, mv.d)  # not page-aligned
+    with M.FrameReader(mv, direct=True) as r:
+        r.read(5, odd)
+        assert np.array_equal(odd, want[5][1]) and not r._fd_direct  # read through the page cache instead
+    with pytest.raises(DucklingError, match="C-contiguous uint16"):
+        M.FrameReader(mv).read(0, np.empty((mv.rows, mv.d), np.float32))
+
+
+def test_frame_reader_falls_back_when_the_file_system_refuses_direct_reads(tmp_path, monkeypatch):
+    mv, want = paged_movie(tmp_path)
+    preadv = os.preadv
+
+    def refusing(fd, bufs, offset):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return preadv(fd, bufs, offset)
+
+    monkeypatch.setattr(M.os, "preadv", refusing)
+    assert [step for step, _ in mv.stream()] == [s for s, _ in want]
+    assert all(np.array_equal(b, w) for (_, b), (_, w) in zip(mv.stream(verify=True), want))
+
+
+def test_stream_checks_and_names_a_truncated_shard(tmp_path):
+    mv, want = paged_movie(tmp_path)
+    bits = want[2][1].copy()
+    mv.check(2, bits)
+    bits[3, 3] ^= 1
+    with pytest.raises(DucklingError, match="step_0000002 fails its crc32 checksum"):
+        mv.check(2, bits)
+    last = mv.shards[-1].path
+    with open(last, "r+b") as f:  # cut the last frame short after the movie was opened
+        f.truncate(last.stat().st_size - 100)
+    with pytest.raises(DucklingError, match=f"{last.name}: ends inside frame step_0000008"):
+        list(mv.stream())

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from duckling import cloud, coherence, config, cooling, lattice, movie, pipeline, record
+from duckling import cloud, coherence, config, cooling, frames, lattice, movie, pipeline, record
 from duckling.errors import DucklingError
 
 
@@ -444,15 +444,23 @@ def smoke(smoke_built, root):
 
 @pytest.fixture
 def reads(monkeypatch):
-    """Frame reads by index, counted where the movie reads them."""
+    """Frames read, by index, counted where the movie reads them (random access and the streaming
+    reader), and the bytes the streaming reader filled (reads["bytes"])."""
     count = collections.Counter()
-    get = movie.Movie._get
+    get, read = movie.Movie._get, movie.FrameReader.read
 
     def counting(self, i, verify):
         count[int(i)] += 1
         return get(self, i, verify)
 
+    def counting_read(self, i, out):
+        step = read(self, i, out)
+        count[int(i)] += 1
+        count["bytes"] += out.nbytes
+        return step
+
     monkeypatch.setattr(movie.Movie, "_get", counting)
+    monkeypatch.setattr(movie.FrameReader, "read", counting_read)
     return count
 
 
@@ -460,7 +468,8 @@ def test_smoke_run_end_to_end(smoke, reads, capsys):
     cfg = smoke
     rec = pipeline.run_stage("analyze", cfg)
     T = cfg.steps // cfg.record_every + 1
-    assert reads == {i: 1 for i in range(T)}  # every frame read once
+    mv = movie.Movie(cfg.movie_dir)
+    assert reads == {**{i: 1 for i in range(T)}, "bytes": T * mv.frame_bytes}  # every frame read once
     series, summary = record.load(cfg)
     assert series["steps"].tolist() == list(range(T))
     for s in record.SETS:
@@ -486,7 +495,7 @@ def test_smoke_run_end_to_end(smoke, reads, capsys):
     pipeline.run_stage("analyze", cfg)
     assert not reads and "up to date, skipped" in capsys.readouterr().out
     pipeline.run_stage("analyze", cfg, force=True)
-    assert reads == {i: 1 for i in range(T)}
+    assert reads == {**{i: 1 for i in range(T)}, "bytes": T * mv.frame_bytes}
     assert "analyze" in json.loads((cfg.run_dir / "timings.json").read_text())
 
 
@@ -503,3 +512,14 @@ def test_missing_movie_or_unfinished_training_name_the_task(smoke):
     assert "\n" not in str(e.value)
     with pytest.raises(DucklingError, match="invoke analyze"):
         record.load(cfg)
+
+
+def test_worker_count_fits_the_shared_memory(monkeypatch):
+    fb = 10_000 * 128 * 2
+    monkeypatch.setattr(frames, "shared_room", lambda: 64 << 20)  # Docker's default /dev/shm
+    assert record._workers(8, 14_270, 10, fb) == 4  # 10 + 2 + 2 * 4 + 2 slots of 2.56 MB fit in 64 MB
+    monkeypatch.setattr(frames, "shared_room", lambda: 30 << 20)
+    assert record._workers(8, 14_270, 10, fb) == 0  # no room for a ring: computed in this process
+    monkeypatch.setattr(frames, "shared_room", lambda: None)
+    assert record._workers(3, 14_270, 10, fb) == 3
+    assert record._workers(None, record.PROCESS_MIN_FRAMES - 1, 10, fb) == 0  # short movies: one process
