@@ -110,13 +110,14 @@ def _compute(fn, i, ring, k, mv, args):
 
 
 def _work(spec, tasks, results) -> None:
-    """A worker process: (fn, args) arrive first on `tasks`, then frame numbers until None; each
-    frame's (i, result) goes back on `results`."""
+    """A worker process: (fn, args, movie to verify against or None) arrive first on `tasks`, then
+    frame numbers until None; each frame's (i, result) goes back on `results`, and a failure to
+    start as (-1, failure)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the pass stops
-    fn, args = tasks.recv()
-    ring = _Ring(spec["slots"], *spec["shape"], name=spec["shm"])
-    mv = movie.Movie(spec["movie"], spec["name"]) if spec["verify"] else None
+    ring = None
     try:
+        fn, args, mv = tasks.recv()
+        ring = _Ring(spec["slots"], *spec["shape"], name=spec["shm"])
         while (i := tasks.recv()) is not None:
             try:
                 out = (i, _compute(fn, i, ring, spec["k"], mv, args))
@@ -125,8 +126,12 @@ def _work(spec, tasks, results) -> None:
             results.send(out)
     except (EOFError, BrokenPipeError):  # the parent has gone
         pass
+    except BaseException as e:  # noqa: BLE001 - could not start: the parent says why
+        with contextlib.suppress(OSError):
+            results.send((-1, _Failure(e)))
     finally:
-        ring.close()
+        if ring is not None:
+            ring.close()
 
 
 @contextlib.contextmanager
@@ -198,8 +203,7 @@ class Pass:
         try:
             if self.workers:
                 ctx = mp.get_context("spawn")
-                spec = {"slots": ring.n, "shape": (mv.rows, mv.d), "shm": ring.shm.name, "k": self.k,
-                        "verify": self.verify, "movie": str(mv.dir), "name": mv.name}
+                spec = {"slots": ring.n, "shape": (mv.rows, mv.d), "shm": ring.shm.name, "k": self.k}
                 with _spawning():
                     for _ in range(self.workers):
                         task_r, task_w = ctx.Pipe(duplex=False)
@@ -210,7 +214,7 @@ class Pass:
                         res_w.close()
                         workers.append((p, task_w, res_r))
                 for _, task_w, _ in workers:  # after every start: each send waits for that child to import
-                    task_w.send((self.fn, self.args))
+                    task_w.send((self.fn, self.args, mv if self.verify else None))
 
             def put(i):  # a frame is in its slot: to the worker whose turn it is, or to this thread
                 if isinstance(i, _Failure):

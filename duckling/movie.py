@@ -639,6 +639,9 @@ class Movie:
         self.manifest = self._read_manifest()
         self.meta = self.manifest.get("meta", {})
 
+    def __getstate__(self) -> dict:  # pickled (for a worker process) without its open mappings
+        return {**self.__dict__, "_maps": collections.OrderedDict()}
+
     def _read_manifest(self) -> dict:
         path = self.dir / MANIFEST
         if not path.exists():

@@ -125,3 +125,13 @@ def test_workers_do_not_rerun_an_unguarded_main_script(tmp_path):
 def test_ring_size():
     assert frames.slots_needed(10, 2) == 10 + 2 + 4 + 2
     assert frames.slots_needed(1, 0) == frames.slots_needed(1, 1)  # the calling thread counts as one
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_read_error_ends_the_pass_and_names_the_file(tmp_path, workers):
+    mv = make(tmp_path, 12)
+    last = mv.shards[-1].path
+    with open(last, "r+b") as f:  # the last shard loses half a frame after the movie was opened
+        f.truncate(last.stat().st_size - mv.frame_bytes // 2)
+    with pytest.raises(DucklingError, match=f"{last.name}: ends inside frame step_0000110"):
+        list(frames.Pass(mv, who, k=2, workers=workers))
