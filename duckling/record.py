@@ -45,7 +45,7 @@ PLATEAU = 6.75  # the loss the previous model (Goldilocks) never got below
 SCALARS = ("drift", "velocity", "rms_radius", "median_radius", "anisotropy", "effective_dim", "axis_turn",
            "speed_q10", "speed_q50", "speed_q90", "speed_mean", "cum_q10", "cum_q50", "cum_q90",
            "ulp_q50", "ulp_q90", "zero_cross_frac", "coherence", "coherence_k", "alignment", "n_zero")
-SEQUENTIAL = ("drift", "velocity", "axis_turn")  # need the frames before: computed in step order
+SEQUENTIAL = ("drift", "velocity", "axis_turn")  # need the frames before: computed after the pass
 FRAME_SCALARS = tuple(m for m in SCALARS if m not in SEQUENTIAL)  # each frame's own
 COMPARED = ("phantom", "natural_dead")  # the sets whose speed distributions are tested
 MAX_WORKERS = 8  # each worker costs a ring slot or two and a centred copy of the frame
