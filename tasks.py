@@ -48,7 +48,7 @@ def _stage(name, doc):
 
         pipeline.run_stage(name, _cfg(profile, run, fraction, set_), force=force)
     stage_task.__doc__ = doc
-    return task(name=name, help=RUN_HELP, iterable=["set"])(_clean_errors(stage_task))
+    return task(name=name, help=RUN_HELP, iterable=["set_"])(_clean_errors(stage_task))
 
 
 tokenizer = _stage("tokenizer", "Build the truncated GPT-2 tokenizer (8,000 live ids) and the dead-row mask.")
@@ -57,7 +57,7 @@ train = _stage("train", "Train the model, recording the embedding matrix W after
 analyze = _stage("analyze", "Compute the Record (every metric of the study) from the run's movie.")
 
 
-@task(help={**RUN_HELP, "runs": "comma-separated runs to overlay in a comparison chapter"}, iterable=["set"])
+@task(help={**RUN_HELP, "runs": "comma-separated runs to overlay in a comparison chapter"}, iterable=["set_"])
 @_clean_errors
 def report(c, profile=None, run=None, fraction=None, set_=None, force=False, runs=None):
     """Render The Duckling Record (Quarto when installed, else the Jupyter fallback to HTML)."""
@@ -67,7 +67,7 @@ def report(c, profile=None, run=None, fraction=None, set_=None, force=False, run
     pipeline.run_stage("report", _cfg(profile, run, fraction, set_), force=force, **extra)
 
 
-@task(name="all", help=RUN_HELP, iterable=["set"])
+@task(name="all", help=RUN_HELP, iterable=["set_"])
 @_clean_errors
 def all_(c, profile=None, run=None, fraction=None, set_=None, force=False):
     """Run every stage in order: tokenizer, corpus, train, analyze, report."""
