@@ -37,16 +37,15 @@ def _clean_errors(fn):
     return wrapper
 
 
-def _cfg(profile, run, fraction, set_):
-    return config.resolve(profile=profile, run=run, fraction=None if fraction is None else float(fraction),
-                          set_=list(set_ or ()))
+def _cfg(stage, profile, run, fraction, set_):
+    return config.resolve(profile=profile, run=run, fraction=fraction, set_=list(set_ or ()), stage=stage)
 
 
 def _stage(name, doc):
     def stage_task(c, profile=None, run=None, fraction=None, set_=None, force=False):
         from duckling import pipeline
 
-        pipeline.run_stage(name, _cfg(profile, run, fraction, set_), force=force)
+        pipeline.run_stage(name, _cfg(name, profile, run, fraction, set_), force=force)
     stage_task.__doc__ = doc
     return task(name=name, help=RUN_HELP, iterable=["set_"])(_clean_errors(stage_task))
 
@@ -64,7 +63,7 @@ def report(c, profile=None, run=None, fraction=None, set_=None, force=False, run
     from duckling import pipeline
 
     extra = {"compare": [r for r in runs.split(",") if r]} if runs else {}
-    pipeline.run_stage("report", _cfg(profile, run, fraction, set_), force=force, **extra)
+    pipeline.run_stage("report", _cfg("report", profile, run, fraction, set_), force=force, **extra)
 
 
 @task(name="all", help=RUN_HELP, iterable=["set_"])
@@ -73,7 +72,7 @@ def all_(c, profile=None, run=None, fraction=None, set_=None, force=False):
     """Run every stage in order: tokenizer, corpus, train, analyze, report."""
     from duckling import pipeline
 
-    pipeline.run_all(_cfg(profile, run, fraction, set_), force=force)
+    pipeline.run_all(_cfg("all", profile, run, fraction, set_), force=force)
 
 
 @task(help={"fast": "skip the slow end-to-end tests", "k": "only tests matching this expression"})

@@ -105,8 +105,10 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     N_DEAD natural dead ids, train.json, evals.csv, tokenizer and corpus meta)."""
     from safetensors.numpy import save_file
 
+    from duckling import corpus
     from duckling.config import Config
     from duckling.io import write_json
+    from duckling.train import train_fingerprint
 
     cfg = Config(run="bench", profile="10pct", root=str(root), max_steps=n_frames - 1)
     cfg.save()
@@ -115,9 +117,11 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     counts[rng.choice(LIVE - 1, N_DEAD, replace=False)] = 0
     cfg.corpus_dir.mkdir(parents=True, exist_ok=True)
     save_file({"counts": counts}, str(cfg.corpus_dir / "tokens.safetensors"))
-    write_json(cfg.corpus_dir / "meta.json", {"sha256": "bench", "unigram_entropy_nats": 6.5})
     write_json(cfg.tokenizer_dir / "meta.json", {"tokenizer_sha256": "bench"})
-    write_json(cfg.run_dir / "train.json", {"precision": "fp32", "fingerprint": "bench", "final_loss": 2.0})
+    write_json(cfg.corpus_dir / "meta.json", {"sha256": "bench", "unigram_entropy_nats": 6.5,
+                                              "fingerprint": corpus.fingerprint_of(cfg)})
+    write_json(cfg.run_dir / "train.json", {"precision": "fp32", "fingerprint": train_fingerprint(cfg, "bench"),
+                                            "final_loss": 2.0, "frames": n_frames})
     (cfg.run_dir / "evals.csv").write_text("step,val_loss,val_bpb\n1,3.0,1.2\n")
     return cfg
 
@@ -249,11 +253,13 @@ def main():
     print(f"bench_analyze: {n} frames ({n * fb / 1e9:.2f} GB) in {root}; load {os.getloadavg()[0]:.2f}")
     try:
         from duckling import movie
+        from duckling.io import read_json
 
         cfg = make_run(root, n)
         if not args.reuse:
             t0 = time.perf_counter()
-            movie.write_movie(cfg.movie_dir, synth_frames(n), shard_frames=128)
+            movie.write_movie(cfg.movie_dir, synth_frames(n), shard_frames=128,
+                              meta={"fingerprint": read_json(cfg.run_dir / "train.json")["fingerprint"]})
             dt = time.perf_counter() - t0
             res["write"] = {"seconds": round(dt, 2), "frames_per_s": round(n / dt, 1),
                             "GB_per_s": round(n * fb / dt / 1e9, 3)}

@@ -22,7 +22,7 @@ from safetensors.numpy import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, write_result
 
-from duckling import config, train
+from duckling import config, corpus, train
 from duckling.io import write_json
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_train.py"
@@ -36,8 +36,10 @@ def fake_corpus(cfg) -> None:
     counts = np.bincount(train_ids, minlength=cfg.live_vocab).astype(np.int64)
     cfg.corpus_dir.mkdir(parents=True, exist_ok=True)
     save_file({"train": train_ids, "val": val, "counts": counts}, str(cfg.corpus_dir / "tokens.safetensors"))
+    write_json(cfg.tokenizer_dir / "meta.json", {"tokenizer_sha256": "random"})
     write_json(cfg.corpus_dir / "meta.json", {"sha256": "random", "val_tokens": int(val.size),
-                                              "val_bytes": int(val.size) * 4, "unigram_entropy_nats": 0.0})
+                                              "val_bytes": int(val.size) * 4, "unigram_entropy_nats": 0.0,
+                                              "fingerprint": corpus.fingerprint_of(cfg)})
 
 
 def duckling_tps(root: str, device: str, steps: int, warmup: int, record: bool, compile_: bool) -> dict:

@@ -1,12 +1,14 @@
 """One config object for a whole run: every study parameter, its profiles, its budget.
 
-A run is named. `resolve()` builds its config from a profile plus overrides, or reads the
-one already written in `runs/<run>/config.json`; every stage after that reads the same file.
+A run is named. `resolve()` builds its config from a profile plus overrides, or reads the one
+saved in `runs/<run>/config.json`; only a stage that runs writes that file (pipeline.run_stage,
+under the run's lock), and a run's saved config changes only with --force.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -164,9 +166,24 @@ class Config:
         return path
 
     @classmethod
-    def from_dict(cls, d: dict) -> Config:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: dict, where: str = "config") -> Config:
+        """A Config from saved or built values, each checked against its field's type."""
+        defaults = cls()
+        values = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            v, want = d[f.name], type(getattr(defaults, f.name))
+            ok = (isinstance(v, bool) if want is bool else
+                  isinstance(v, int) and not isinstance(v, bool) if want is int else
+                  isinstance(v, (int, float)) and not isinstance(v, bool) if want is float else
+                  isinstance(v, list) and all(isinstance(x, str) for x in v) if want is list else
+                  isinstance(v, want))
+            if not ok:
+                raise DucklingError(f"{where}: {f.name} is {v!r} ({type(v).__name__}), expected "
+                                    f"{'a list of str' if want is list else want.__name__}")
+            values[f.name] = float(v) if want is float else v
+        return cls(**values)
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -197,6 +214,9 @@ PROFILES: dict[str, dict] = {
     "100pct": {**_HUB, "fraction": 1.00},
 }
 DEFAULT_PROFILE = "10pct"
+PRECISIONS = ("auto", "fp32", "amp-bf16", "pure-bf16")
+FREE = ("threads", "checkpoint_every")  # no stage's outputs depend on these: they may change on a run
+AFTER_CORPUS = ("train", "analyze", "report")  # stages that need an existing run
 
 
 def _parse_value(name: str, raw: str, current):
@@ -235,51 +255,103 @@ def parse_overrides(pairs) -> dict:
     return out
 
 
+def parse_fraction(raw) -> float | None:
+    """--fraction as typed: a finite number above 0 (None when not given)."""
+    if raw is None:
+        return None
+    try:
+        f = float(raw)
+    except (TypeError, ValueError):
+        raise DucklingError(f"--fraction {raw}: expected a number, e.g. --fraction 0.1") from None
+    if not (math.isfinite(f) and f > 0):
+        raise DucklingError(f"--fraction {raw}: the budget fraction must be a finite number above 0")
+    return f
+
+
 def build(profile: str, run: str | None = None, fraction: float | None = None,
           overrides: dict | None = None, root: str | None = None) -> Config:
     if profile not in PROFILES:
         raise DucklingError(f"--profile {profile}: unknown profile; choose one of {', '.join(PROFILES)}")
     values = dict(PROFILES[profile])
+    fraction = parse_fraction(fraction)
     if fraction is not None:
-        if not fraction > 0:
-            raise DucklingError(f"--fraction {fraction}: the budget fraction must be above 0")
-        values["fraction"] = float(fraction)
+        values["fraction"] = fraction
     values.update(overrides or {})
     if run is None:
         run = profile if fraction is None else f"{profile}-f{fraction:g}"
     values["run"], values["profile"] = run, profile
     values["root"] = root or os.environ.get("DUCKLING_ROOT", ".")
     cfg = Config.from_dict(values)
-    validate(cfg)
+    validate(cfg, "--set" if overrides else "")
     return cfg
 
 
-def validate(cfg: Config) -> None:
+# fields that must be whole numbers of at least 1 (0 where the comment in Config gives 0 a meaning)
+_POSITIVE = ("rows", "live_vocab", "n_layer", "d_model", "n_head", "d_ff", "ctx", "batch_size", "record_every",
+             "shard_frames", "eval_every", "eval_batches", "checkpoint_every", "coherence_window", "test_steps",
+             "val_tokens")
+_NON_NEGATIVE = ("max_steps", "warmup_steps", "threads", "sample_tokens")
+
+
+def validate(cfg: Config, where: str = "") -> None:
+    """Refuse a config no stage can run, before any work starts; `where` names its file or options."""
+    def refuse(msg):
+        raise DucklingError(f"{where} {msg}" if where == "--set" else f"{where}: {msg}" if where else msg)
+
+    for n in _POSITIVE + _NON_NEGATIVE:  # first, so the checks below may divide by them
+        if getattr(cfg, n) < (n in _POSITIVE):
+            refuse(f"{n}={getattr(cfg, n)}: must be {int(n in _POSITIVE)} or more")
+    finite = all(math.isfinite(getattr(cfg, f.name)) for f in fields(cfg) if isinstance(getattr(cfg, f.name), float))
     checks = [
+        (finite, "every number must be finite (no inf or nan)"),
         (cfg.fraction > 0, f"fraction={cfg.fraction}: the budget must be above 0"),
+        (cfg.lr > 0 and cfg.min_lr >= 0 and cfg.init_std > 0, "lr and init_std must be above 0, min_lr 0 or more"),
+        (cfg.weight_decay >= 0 and cfg.grad_clip >= 0, "weight_decay and grad_clip must be 0 or more"),
+        (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1, f"beta1={cfg.beta1}, beta2={cfg.beta2}: each in [0, 1)"),
         (cfg.rows >= cfg.live_vocab > 256, f"rows={cfg.rows}, live_vocab={cfg.live_vocab}: need rows >= live_vocab > 256"),
         (cfg.d_model % cfg.n_head == 0, f"d_model={cfg.d_model} is not divisible by n_head={cfg.n_head}"),
-        (cfg.precision in ("auto", "fp32", "amp-bf16", "pure-bf16"),
-         f"precision={cfg.precision}: choose auto, fp32, amp-bf16 or pure-bf16"),
+        (cfg.precision in PRECISIONS, f"precision={cfg.precision}: choose {', '.join(PRECISIONS)}"),
         (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
          f"device={cfg.device}: choose auto, cpu or cuda"),
-        (cfg.record_every >= 1, f"record_every={cfg.record_every}: must be 1 or more"),
-        (cfg.batch_size >= 1 and cfg.ctx >= 2, "batch_size and ctx must be positive"),
-        (cfg.run and "/" not in cfg.run, f"run name {cfg.run!r} must be a plain folder name"),
+        (cfg.ctx >= 2, f"ctx={cfg.ctx}: must be 2 or more"),
+        (cfg.run and "/" not in cfg.run and not cfg.run.startswith("."),
+         f"run name {cfg.run!r} must be a plain folder name"),
     ]
     for ok, msg in checks:
         if not ok:
-            raise DucklingError(msg)
+            refuse(msg)
+
+
+def runs(root: str | None = None) -> list[str]:
+    """The runs under root: folders of runs/ holding a config.json."""
+    d = Path(root or os.environ.get("DUCKLING_ROOT", ".")) / "runs"
+    return sorted(p.parent.name for p in d.glob("*/config.json")) if d.is_dir() else []
 
 
 def load(run: str, root: str | None = None) -> Config:
+    """The saved config of a run, checked exactly like a new one."""
     root = root or os.environ.get("DUCKLING_ROOT", ".")
     path = Path(root) / "runs" / run / "config.json"
     if not path.exists():
-        raise DucklingError(f"{path}: no such run; start it with `invoke tokenizer --profile PROFILE --run {run}`")
-    cfg = Config.from_dict(json.loads(path.read_text()))
-    cfg.root = root
+        known = ", ".join(runs(root)) or "none yet"
+        raise DucklingError(f"--run {run}: no such run under {Path(root) / 'runs'} (runs: {known}); "
+                            f"start it with `invoke all --run {run} --profile PROFILE`")
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON {type(saved).__name__}, not an object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DucklingError(f"{path}: unreadable run config ({str(e).splitlines()[0][:120]}); fix it, or "
+                            f"delete the run with `invoke clean --run {run} --yes` and start again") from None
+    cfg = Config.from_dict({**saved, "root": root}, where=str(path))
+    validate(cfg, str(path))
     return cfg
+
+
+def differences(saved: Config, cfg: Config) -> list[str]:
+    """'name: saved -> new' for each field on which two configs of one run disagree (FREE ones aside)."""
+    a, b = saved.to_dict(), cfg.to_dict()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in ("root", *FREE) and a[k] != b[k]]
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -304,24 +376,32 @@ def default_profile() -> str:
     return "demo"
 
 
-def resolve(profile: str | None = None, run: str | None = None, fraction: float | None = None,
-            set_: list[str] | None = None, root: str | None = None, save: bool = True) -> Config:
-    """The config a task runs with.
+def resolve(profile: str | None = None, run: str | None = None, fraction=None,
+            set_: list[str] | None = None, root: str | None = None, stage: str | None = None) -> Config:
+    """The config a task runs with; writes nothing (the stage that runs saves it, see pipeline).
 
-    With only --run (or nothing) and a saved config for that run: the saved one.
-    Otherwise the profile with --fraction and --set on top, saved to the run folder. Without
-    --profile: the run's own name if it is a profile, else `default_profile()`.
+    An existing run: its saved config, with --fraction and --set on top (or, with --profile, that
+    profile with them on top). A new run: the profile (without --profile: the run's own name if
+    it is a profile, else `default_profile()`); stages after the corpus refuse a run that does
+    not exist yet, at once, listing those that do.
     """
     overrides = parse_overrides(set_)
+    fraction = parse_fraction(fraction)
     root = root or os.environ.get("DUCKLING_ROOT", ".")
-    if profile is None and fraction is None and not overrides:
-        name = run or default_profile()
-        if (Path(root) / "runs" / name / "config.json").exists():
-            return load(name, root)
-        run = name
+    guess = profile
+    if run is None:
+        guess = profile or default_profile()
+        run = guess if fraction is None else f"{guess}-f{fraction:g}"
+    if (Path(root) / "runs" / run / "config.json").exists():
+        saved = load(run, root)
+        if profile is not None:
+            return build(profile, run=run, fraction=fraction, overrides=overrides, root=root)
+        values = {**saved.to_dict(), **overrides, **({"fraction": fraction} if fraction is not None else {})}
+        cfg = Config.from_dict(values)
+        validate(cfg, "--set")
+        return cfg
+    if stage in AFTER_CORPUS:
+        load(run, root)  # raises: no such run, naming the ones there are
     if profile is None:
-        profile = run if run in PROFILES else default_profile()
-    cfg = build(profile, run=run, fraction=fraction, overrides=overrides, root=root)
-    if save:
-        cfg.save()
-    return cfg
+        profile = guess or (run if run in PROFILES else default_profile())
+    return build(profile, run=run, fraction=fraction, overrides=overrides, root=root)

@@ -54,16 +54,22 @@ def _dataset_stories(ds, where: str) -> Iterator[str]:
     cols = getattr(ds, "column_names", None) or list(getattr(ds, "features", None) or [])
     if cols and "text" not in cols:
         raise DucklingError(f"{where}: no `text` column (columns: {', '.join(cols)})")
-    for row in ds:
+    for i, row in enumerate(ds):
         if "text" not in row:
             raise DucklingError(f"{where}: no `text` column (columns: {', '.join(row)})")
-        if text := (row["text"] or "").strip():
+        text = row["text"]
+        if text is not None and not isinstance(text, str):
+            raise DucklingError(f"{where}: column `text` holds {type(text).__name__} values (row {i}: "
+                                f"{str(text)[:40]!r}), expected strings")
+        if text := (text or "").strip():
             yield text
 
 
 def _local_stories(path: Path) -> Iterator[str]:
     if not path.exists():
         raise DucklingError(f"{path}: no such corpus file; give an existing .txt, .jsonl or .parquet")
+    if path.is_dir():
+        raise DucklingError(f"{path}: a folder, not a corpus file; give one .txt, .jsonl or .parquet file")
     if path.is_file() and path.stat().st_size == 0:
         raise DucklingError(f"{path}: the corpus file is empty")
     suffix = path.suffix.lower()
@@ -178,25 +184,33 @@ def build(cfg: Config, force: bool = False, progress: bool = True) -> dict:
 
     sep = cfg.separator_id
     val_src, train_src, desc = split_sources(cfg)
-    val = _Stream(tok, sep, cfg.val_tokens, "corpus val", progress)
-    if not val.fill(val_src) and val.n_tokens == 0:
-        raise DucklingError(f"{desc}: the source holds no stories")
-    if train_src is val_src:
-        train_src = itertools.chain(val.leftover, train_src)
-    train = _Stream(tok, sep, cfg.train_tokens, "corpus train", progress)
-    epochs = 1
-    while not train.fill(train_src):
-        if not cfg.allow_epochs:
-            train.bar.close()
-            raise DucklingError(
-                f"{desc}: holds {train.n_tokens:,} train tokens but the budget needs {cfg.train_tokens:,}; "
-                f"use a larger source, a smaller --fraction, or --set allow_epochs=true to repeat it")
-        if train.n_tokens == 0:
-            raise DucklingError(f"{desc}: no training stories left after the validation hold-out")
-        epochs += 1
-        _, train_src, _ = split_sources(cfg)
-        if cfg.corpus_source not in ("synthetic", "tinystories"):
-            train_src = itertools.islice(train_src, val.n_stories, None)  # skip the held-out head
+    val = train = None
+    try:  # the bars close before any error is printed, so it stands on a line of its own
+        val = _Stream(tok, sep, cfg.val_tokens, "corpus val", progress)
+        if not val.fill(val_src) and val.n_tokens == 0:
+            raise DucklingError(f"{desc}: the source holds no stories")
+        if train_src is val_src:
+            train_src = itertools.chain(val.leftover, train_src)
+        train = _Stream(tok, sep, cfg.train_tokens, "corpus train", progress)
+        epochs = 1
+        while not train.fill(train_src):
+            if train.n_tokens == 0:
+                raise DucklingError(
+                    f"{desc}: all {val.n_stories:,} of its stories ({val.n_tokens:,} tokens) went to the "
+                    f"validation hold-out, none is left to train on; stories in a .txt are separated by "
+                    f"`{SEPARATOR}` lines and in .jsonl/.parquet are one per row")
+            if not cfg.allow_epochs:
+                raise DucklingError(
+                    f"{desc}: holds {train.n_tokens:,} train tokens but the budget needs {cfg.train_tokens:,}; "
+                    f"use a larger source, a smaller --fraction, or --set allow_epochs=true to repeat it")
+            epochs += 1
+            _, train_src, _ = split_sources(cfg)
+            if cfg.corpus_source not in ("synthetic", "tinystories"):
+                train_src = itertools.islice(train_src, val.n_stories, None)  # skip the held-out head
+    finally:
+        for st in (val, train):
+            if st is not None:
+                st.bar.close()
     train_ids, val_ids = train.done(exact=True), val.done(exact=False)
 
     counts = np.bincount(train_ids, minlength=cfg.live_vocab).astype(np.int64)
@@ -204,8 +218,8 @@ def build(cfg: Config, force: bool = False, progress: bool = True) -> dict:
         raise DucklingError(f"corpus: token id {counts.size - 1} >= live_vocab {cfg.live_vocab}; "
                             f"rebuild the tokenizer with `invoke tokenizer --force`")
     with atomic_path(out) as tmp:
-        save_file({"train": train_ids, "val": val_ids, "counts": counts}, str(tmp),
-                  metadata={"separator_id": str(sep), "source": desc})
+        # no metadata: safetensors writes a metadata dict in hash order, and the bytes must not vary
+        save_file({"train": train_ids, "val": val_ids, "counts": counts}, str(tmp))
     natural_dead = [i for i in np.flatnonzero(counts == 0).tolist() if i != sep]
     meta = {
         "fingerprint": fp, "source": desc, "epochs": epochs, "separator_id": sep,
@@ -240,6 +254,20 @@ def load_meta(cfg: Config) -> dict:
     if not path.exists():
         raise DucklingError(f"{path}: no corpus for run {cfg.run}; run `invoke corpus --run {cfg.run}` first")
     return json.loads(path.read_text())
+
+
+def fingerprint_of(cfg: Config) -> str:
+    """What the run's corpus must have been built from: its source, tokenizer and settings."""
+    return _fingerprint(cfg, tokenizer.load_meta(cfg))
+
+
+def current_meta(cfg: Config) -> dict:
+    """The corpus meta, refusing a corpus built from other settings than the run's config now has."""
+    meta = load_meta(cfg)
+    if meta.get("fingerprint") != fingerprint_of(cfg):
+        raise DucklingError(f"{cfg.corpus_dir}: built from another source, tokenizer or settings than run "
+                            f"{cfg.run} has now; rebuild it with `invoke corpus --run {cfg.run}`")
+    return meta
 
 
 def natural_dead_ids(cfg: Config) -> np.ndarray:

@@ -7,12 +7,39 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike):
+    """Hold an exclusive flock on runs/<run>/lock while a stage works on the run; the kernel drops
+    it when the process dies, so a killed stage never leaves the run locked."""
+    from duckling.errors import DucklingError
+
+    path = Path(run_dir) / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            raise DucklingError(f"{path}: another Duckling stage (pid {pid}) is working on run "
+                                f"{Path(run_dir).name}; wait for it or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -112,11 +112,11 @@ def movie_names(movie_dir) -> list[str]:
     return sorted({m.group(1) for p in movie_dir.iterdir() if (m := pat.match(p.name))})
 
 
-def _header(rows, d, steps, checksums, name, hash_name) -> dict:
+def _header(rows, d, steps, checksums, name, hash_name, fingerprint: str = "") -> dict:
     fb = rows * d * 2
     head = {"__metadata__": {
         "format": FORMAT, "version": str(VERSION), "name": name, "dtype": DTYPE,
-        "rows": str(rows), "d": str(d), "hash": hash_name,
+        "rows": str(rows), "d": str(d), "hash": hash_name, "fingerprint": fingerprint,
         "steps": json.dumps(list(steps), separators=(",", ":")),
         "checksums": json.dumps(list(checksums), separators=(",", ":")),
     }}
@@ -129,12 +129,13 @@ def _encode(head: dict) -> bytes:
     return json.dumps(head, separators=(",", ":")).encode()
 
 
-def header_reserve(rows: int, d: int, capacity: int, name: str = "W", hash_name: str = HASH) -> int:
+def header_reserve(rows: int, d: int, capacity: int, name: str = "W", hash_name: str = HASH,
+                   fingerprint: str = "") -> int:
     """JSON bytes reserved for a shard of `capacity` frames: the widest header it could need, so
     that 8 + reserve is a whole number of pages."""
     widest = HASHES[hash_name](b"")
     steps = range(_MAX_STEP - capacity + 1, _MAX_STEP + 1)
-    big = _header(rows, d, steps, [widest] * capacity, name, hash_name)
+    big = _header(rows, d, steps, [widest] * capacity, name, hash_name, fingerprint)
     return -(-(8 + len(_encode(big))) // PAGE) * PAGE - 8
 
 
@@ -148,6 +149,7 @@ class Shard:
     d: int
     data_start: int
     hash: str
+    fingerprint: str = ""  # of the training that recorded it
 
     @property
     def frame_bytes(self) -> int:
@@ -190,18 +192,18 @@ def read_shard(path) -> Shard:
     except (OSError, ValueError, KeyError, TypeError, struct.error) as e:
         raise DucklingError(f"{path}: not a readable movie shard ({e}); "
                             f"delete it or truncate the movie") from None
-    return Shard(path, steps, sums, rows, d, 8 + n, meta["hash"])
+    return Shard(path, steps, sums, rows, d, 8 + n, meta["hash"], meta.get("fingerprint", ""))
 
 
 class _ShardFile:
     """A shard being written: frames streamed after a reserved header, renamed when finished."""
 
     def __init__(self, movie_dir: Path, name: str, first_step: int, rows: int, d: int, capacity: int,
-                 hash_name: str = HASH):
+                 hash_name: str = HASH, fingerprint: str = ""):
         self.final = movie_dir / shard_name(name, first_step)
         self.tmp = movie_dir / f".{self.final.name}.tmp-{os.getpid()}"
-        self.name, self.rows, self.d, self.hash = name, rows, d, hash_name
-        self.reserve = header_reserve(rows, d, capacity, name, hash_name)
+        self.name, self.rows, self.d, self.hash, self.fingerprint = name, rows, d, hash_name, fingerprint
+        self.reserve = header_reserve(rows, d, capacity, name, hash_name, fingerprint)
         self.steps: list[int] = []
         self.sums: list[str] = []
         self.f = open(self.tmp, "wb")
@@ -213,14 +215,15 @@ class _ShardFile:
         self.steps.append(step)
 
     def finish(self) -> Shard:
-        head = _encode(_header(self.rows, self.d, self.steps, self.sums, self.name, self.hash))
+        head = _encode(_header(self.rows, self.d, self.steps, self.sums, self.name, self.hash, self.fingerprint))
         if len(head) > self.reserve:
             raise RuntimeError(f"{self.tmp}: {len(head)} header bytes overflow the {self.reserve} reserved")
         self.f.seek(0)
         self.f.write(struct.pack("<Q", self.reserve) + head + b" " * (self.reserve - len(head)))
         self.f.close()
         os.replace(self.tmp, self.final)
-        return Shard(self.final, self.steps, self.sums, self.rows, self.d, 8 + self.reserve, self.hash)
+        return Shard(self.final, self.steps, self.sums, self.rows, self.d, 8 + self.reserve, self.hash,
+                     self.fingerprint)
 
     def abort(self) -> None:
         self.f.close()
@@ -283,7 +286,7 @@ def truncate(movie_dir, after_step: int, name: str | None = None) -> list[Path]:
                 keep = [i for i, st in enumerate(s.steps) if st <= after_step]
                 mm = np.memmap(p, dtype=np.uint8, mode="r", offset=s.data_start,
                                shape=(len(s.steps), s.frame_bytes))
-                out = _ShardFile(movie_dir, n, s.steps[0], s.rows, s.d, len(keep), s.hash)
+                out = _ShardFile(movie_dir, n, s.steps[0], s.rows, s.d, len(keep), s.hash, s.fingerprint)
                 try:
                     for i in keep:
                         out.append(s.steps[i], mm[i])
@@ -320,7 +323,7 @@ def estimate_bytes(rows: int, d: int, n_frames: int, shard_frames: int = 128) ->
     return n_frames * rows * d * 2 + headers + 64 * n_frames + 4096
 
 
-def _gb(n: float) -> str:
+def gb(n: float) -> str:
     return f"{n / 1e9:.3g} GB"
 
 
@@ -332,8 +335,33 @@ def check_disk(movie_dir, n_bytes: int) -> None:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if n_bytes > free:
-        raise DucklingError(f"{movie_dir}: needs {_gb(n_bytes)}, only {_gb(free)} free on that disk; "
+        raise DucklingError(f"{movie_dir}: needs {gb(n_bytes)}, only {gb(free)} free on that disk; "
                             f"free space or use --set record_every=N")
+
+
+def check_complete(movie_dir, name: str, fingerprint: str, steps, fix: str) -> None:
+    """Raise (naming the shard) unless the movie is exactly one training's: manifest.json lists the
+    shards on disk, every shard carries that training's fingerprint, and the steps are `steps`."""
+    movie_dir = Path(movie_dir)
+    mv = Movie(movie_dir, name)
+    if not mv.manifest:
+        raise DucklingError(f"{movie_dir / MANIFEST}: missing or without a {name} section; {fix}")
+    listed = {e["file"]: e for e in mv.manifest.get("shards", [])}
+    on_disk = {s.path.name: s for s in mv.shards}
+    for f in listed.keys() - on_disk.keys():
+        raise DucklingError(f"{movie_dir / f}: missing (listed in {MANIFEST}); {fix}")
+    for f, s in on_disk.items():
+        if f not in listed or (listed[f]["steps"], listed[f]["checksums"]) != (s.steps, s.checksums):
+            raise DucklingError(f"{s.path}: not the shard {MANIFEST} lists (copied from another run?); {fix}")
+        if s.fingerprint != fingerprint:
+            raise DucklingError(f"{s.path}: recorded by another training (fingerprint {s.fingerprint or 'none'}, "
+                                f"this run's {fingerprint}); {fix}")
+    want = np.asarray(steps, dtype=np.int64)
+    if not np.array_equal(mv.steps, want):
+        missing = np.setdiff1d(want, mv.steps)
+        what = (f"has no frame of step {int(missing[0])} ({missing.size} of {want.size} missing)" if missing.size
+                else f"holds frames this training did not record (step {int(np.setdiff1d(mv.steps, want)[0])})")
+        raise DucklingError(f"{movie_dir}: the {name} movie {what}; {fix}")
 
 
 # ---- writer ----------------------------------------------------------------------------------
@@ -492,7 +520,8 @@ class MovieWriter:
 
     def _append(self, step: int, data: np.ndarray) -> None:
         if self._cur is None:
-            self._cur = _ShardFile(self.dir, self.name, step, self.rows, self.d, self.shard_frames, self.hash)
+            self._cur = _ShardFile(self.dir, self.name, step, self.rows, self.d, self.shard_frames, self.hash,
+                                   str(self.meta.get("fingerprint", "")))
         self._cur.append(step, data)
         if len(self._cur.steps) == self.shard_frames:
             self._finish()

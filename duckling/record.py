@@ -408,9 +408,16 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
     if not movie.movie_names(cfg.movie_dir):
         raise DucklingError(f"{cfg.movie_dir}: no movie for run {cfg.run}; run `invoke train --run {cfg.run}` "
                             f"(recording on)")
-    mv = movie.Movie(cfg.movie_dir)
+    from duckling.train import train_fingerprint  # the settings a training depends on, defined once
+
     tj = read_json(tmeta)
-    cmeta = corpus.load_meta(cfg)
+    cmeta = corpus.current_meta(cfg)
+    if tj.get("fingerprint") != train_fingerprint(cfg, cmeta["sha256"]):
+        raise DucklingError(f"{tmeta}: this training was made with other settings or another corpus than "
+                            f"run {cfg.run} has now; run `invoke train --run {cfg.run}` first")
+    movie.check_complete(cfg.movie_dir, "W", tj["fingerprint"], np.arange(tj["frames"]) * cfg.record_every,
+                         f"re-record it with `invoke train --run {cfg.run} --force`")
+    mv = movie.Movie(cfg.movie_dir)
     movie_sha = _movie_sha(mv)
     fp = fingerprint({"movie": movie_sha, "corpus": cmeta["sha256"], "train": tj.get("fingerprint"),
                       **cfg.subset("coherence_window", "test_steps", "live_vocab", "rows")})

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
+import errno
 import functools
+import io
 import math
 import os
 import time
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 from duckling import corpus, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
-from duckling.io import atomic_path, fingerprint, read_csv, read_json, write_json
+from duckling.io import atomic_path, fingerprint, read_csv, read_json, sha256_bytes, write_json
 from duckling.model import GPT, phantom_mass_from_grad
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "phantom_mass", "tokens_per_s"]
@@ -147,34 +148,6 @@ def samples(cfg: Config, model: GPT, device: str) -> list[dict]:
 
 
 # ---- run folder ---------------------------------------------------------------------------------
-class RunLock:
-    """An exclusive flock on runs/<run>/train.lock; the kernel drops it when the process dies."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.path, "a+")
-        try:
-            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.seek(0)
-            pid = self.f.read().strip() or "?"
-            self.f.close()
-            raise DucklingError(f"{self.path}: another training (pid {pid}) is running on this run; "
-                                f"wait for it or stop it") from None
-        self.f.seek(0)
-        self.f.truncate()
-        self.f.write(str(os.getpid()))
-        self.f.flush()
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.f, fcntl.LOCK_UN)
-        self.f.close()
-
-
 class CsvLog:
     """Append-only CSV whose rows after a given step can be dropped (on resume)."""
 
@@ -206,6 +179,45 @@ def train_fingerprint(cfg: Config, corpus_sha: str) -> str:
     return fingerprint({"config": keys, "corpus": corpus_sha, "precision": cfg.resolved_precision()})
 
 
+CHECKPOINT_FORMAT = "duckling-checkpoint-1"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save of `state` (tensors, numbers, strings only), wrapped with the sha256 of its bytes."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    blob = buf.getvalue()
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "sha256": sha256_bytes(blob),
+                    "state": torch.frombuffer(bytearray(blob), dtype=torch.uint8)}, tmp)
+
+
+def load_checkpoint(path: Path, device: str, run: str) -> dict | None:
+    """The state saved at `path` (None if there is none), after its checksum; never unpickles code."""
+    if not path.exists():
+        return None
+    fix = f"delete it to train from step 0, or run `invoke train --run {run} --force`"
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+        if outer.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {outer.get('format')!r}")
+        blob = outer["state"].numpy().tobytes()
+        if sha256_bytes(blob) != outer["sha256"]:
+            raise DucklingError(f"{path}: fails its sha256 checksum, the file is corrupt; {fix}")
+        return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+    except DucklingError:
+        raise
+    except Exception as e:  # truncated, empty, garbage or a pickle that is not plain data
+        raise DucklingError(f"{path}: not a readable checkpoint ({type(e).__name__}); {fix}") from None
+
+
+def check_movie(cfg: Config, fp: str, frames: int) -> None:
+    """Refuse a movie that is not exactly this training's: every frame present, every shard its own."""
+    fix = f"re-record it with `invoke train --run {cfg.run} --force`"
+    for name in ("W",) if cfg.tied else ("W", "Wout"):
+        movie.check_complete(cfg.movie_dir, name, fp, np.arange(frames) * cfg.record_every, fix)
+
+
 def _clear(cfg: Config) -> None:
     for name in ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv"):
         (cfg.run_dir / name).unlink(missing_ok=True)
@@ -220,149 +232,158 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     `stop_after` ends the loop early after that step (benchmarks); such a run is not marked done.
     """
     device, precision = cfg.resolved_device(), cfg.resolved_precision()
-    cmeta = corpus.load_meta(cfg)
+    cmeta = corpus.current_meta(cfg)
     fp = train_fingerprint(cfg, cmeta["sha256"])
     summary_path, ckpt_path = cfg.run_dir / "train.json", cfg.run_dir / "checkpoint.pt"
-    with RunLock(cfg.run_dir / "train.lock"):
-        if not force and summary_path.exists() and read_json(summary_path).get("fingerprint") == fp:
-            print(f"train: up to date, skipped ({summary_path}; use --force to retrain)")
-            return read_json(summary_path)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        if device.startswith("cuda"):  # CPU kernels used here are deterministic already
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=True)
-
-        data = corpus.load(cfg)
-        batches = Batches(cfg, data["train"], device)
-        vbatches = val_batches(cfg, data["val"])
-        bpb_scale = cmeta["val_tokens"] / (cmeta["val_bytes"] * math.log(2))  # nats/token -> bits/byte
-
-        model = GPT(cfg).to(device)
-        if precision == "pure-bf16":
-            round_to_bf16_(model)
-        opt = make_optimizer(cfg, model, device)
-        start = 0
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False) if ckpt_path.exists() else None
-        if force or (ckpt is not None and ckpt["fingerprint"] != fp):
-            _clear(cfg)
-            ckpt = None
-        elif ckpt is None:
-            _clear(cfg)
-        if ckpt is not None:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["rng_cpu"])
-            start = ckpt["step"]
-            print(f"train: resuming {cfg.run} from step {start} ({ckpt_path})")
-        keep = start if ckpt is not None else None
-        movie.truncate(cfg.movie_dir, start if ckpt is not None else -1)
-        mlog = CsvLog(cfg.run_dir / "metrics.csv", METRIC_FIELDS, keep if keep is not None else -1)
-        elog = CsvLog(cfg.run_dir / "evals.csv", EVAL_FIELDS, keep if keep is not None else -1)
-
-        names = {"W": lambda: model.W} if cfg.tied else {"W": lambda: model.W, "Wout": lambda: model.W_out}
-        writers = {}
+    if not force and summary_path.exists() and read_json(summary_path).get("fingerprint") == fp:
         if record:
-            n_frames = (cfg.steps - start) // cfg.record_every + (ckpt is None)
-            movie.check_disk(cfg.movie_dir, len(names) * movie.estimate_bytes(cfg.rows, cfg.d_model, n_frames))
-            meta = {"run": cfg.run, "precision": precision, "record_every": cfg.record_every,
-                    "fingerprint": fp, "live_vocab": cfg.live_vocab}
-            writers = {k: movie.MovieWriter(cfg.movie_dir, cfg.rows, cfg.d_model, cfg.shard_frames, name=k,
-                                            meta=meta) for k in names}
-            if ckpt is None:
+            check_movie(cfg, fp, read_json(summary_path)["frames"])
+        print(f"train: up to date, skipped ({summary_path}; use --force to retrain)")
+        return read_json(summary_path)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    if device.startswith("cuda"):  # CPU kernels used here are deterministic already
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    data = corpus.load(cfg)
+    batches = Batches(cfg, data["train"], device)
+    vbatches = val_batches(cfg, data["val"])
+    bpb_scale = cmeta["val_tokens"] / (cmeta["val_bytes"] * math.log(2))  # nats/token -> bits/byte
+
+    model = GPT(cfg).to(device)
+    if precision == "pure-bf16":
+        round_to_bf16_(model)
+    opt = make_optimizer(cfg, model, device)
+    start = 0
+    ckpt = None if force else load_checkpoint(ckpt_path, device, cfg.run)
+    if force or (ckpt is not None and ckpt["fingerprint"] != fp):
+        _clear(cfg)
+        ckpt = None
+    elif ckpt is None:
+        _clear(cfg)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        start = ckpt["step"]
+        print(f"train: resuming {cfg.run} from step {start} ({ckpt_path})")
+    keep = start if ckpt is not None else None
+    movie.truncate(cfg.movie_dir, start if ckpt is not None else -1)
+    mlog = CsvLog(cfg.run_dir / "metrics.csv", METRIC_FIELDS, keep if keep is not None else -1)
+    elog = CsvLog(cfg.run_dir / "evals.csv", EVAL_FIELDS, keep if keep is not None else -1)
+
+    names = {"W": lambda: model.W} if cfg.tied else {"W": lambda: model.W, "Wout": lambda: model.W_out}
+    writers = {}
+    if record:
+        n_frames = (cfg.steps - start) // cfg.record_every + (ckpt is None)
+        movie.check_disk(cfg.movie_dir, len(names) * movie.estimate_bytes(cfg.rows, cfg.d_model, n_frames))
+        meta = {"run": cfg.run, "precision": precision, "record_every": cfg.record_every,
+                "fingerprint": fp, "live_vocab": cfg.live_vocab}
+        writers = {k: movie.MovieWriter(cfg.movie_dir, cfg.rows, cfg.d_model, cfg.shard_frames, name=k,
+                                        meta=meta) for k in names}
+        if ckpt is None:
+            for k, w in writers.items():
+                w.write(0, names[k]().detach())
+
+    step_fn = model if not cfg.compile else torch.compile(model)
+    stats = torch.zeros(LOG_EVERY, 3, device=device)
+    pending: list[tuple[int, float]] = []
+    t_window, t_start = time.perf_counter(), time.perf_counter()
+    last = stop_after if stop_after is not None else cfg.steps
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
+    loss_v = float("nan")
+    marks = []  # perf_counter at the end of each step (benchmarks)
+
+    def flush_rows():
+        nonlocal t_window
+        if not pending:
+            return
+        now = time.perf_counter()
+        tps = len(pending) * cfg.tokens_per_step / max(now - t_window, 1e-9)
+        vals = stats[: len(pending)].tolist()
+        mlog.write([[s, repr(v[0]), repr(lr), repr(v[1]), repr(v[2]), round(tps, 1)]
+                    for (s, lr), v in zip(pending, vals)])
+        pending.clear()
+        t_window = now
+        bar.set_postfix(loss=f"{vals[-1][0]:.3f}", tok_s=f"{tps:,.0f}")
+        return vals[-1][0]
+
+    failed, step, saved = True, start, start
+    try:
+        for step in range(start, last):
+            lr = lr_at(cfg, step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x, y = batches.get(step)
+            with autocast(device, precision):
+                logits = step_fn(x).float()
+            i = len(pending)
+            # the driving force on phantom rows, read off dL/dlogits instead of a second softmax
+            logits.register_hook(functools.partial(_stash_phantom_mass, stats[i, 2], cfg.live_vocab))
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+            opt.step()
+            if precision == "pure-bf16":
+                round_to_bf16_(model)
+            done = step + 1
+            marks.append(time.perf_counter())
+            stats[i, 0], stats[i, 1] = loss.detach(), gnorm
+            pending.append((done, lr))
+            if done % cfg.record_every == 0:
                 for k, w in writers.items():
-                    w.write(0, names[k]().detach())
+                    w.write(done, names[k]().detach())
+            bar.update(1)
+            is_eval = done % cfg.eval_every == 0 or done == cfg.steps
+            is_ckpt = done % cfg.checkpoint_every == 0 or done == cfg.steps
+            if len(pending) == LOG_EVERY or is_eval or is_ckpt or done == last:
+                loss_v = flush_rows()
+            if is_eval:
+                vl = evaluate(model, vbatches, device, precision)
+                elog.write([[done, repr(vl), repr(vl * bpb_scale)]])
+            if is_ckpt:
+                for w in writers.values():
+                    w.flush()
+                save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                            "step": done, "rng_cpu": torch.get_rng_state(), "fingerprint": fp})
+                saved = done
+        failed = False
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        need = movie.estimate_bytes(cfg.rows, cfg.d_model, (cfg.steps - saved) // cfg.record_every,
+                                    cfg.shard_frames) * len(writers)
+        raise DucklingError(f"{e.filename or cfg.movie_dir}: the disk is full (training stopped at step {step}; "
+                            f"the movie after the last checkpoint, step {saved}, needs about {movie.gb(need)}); "
+                            f"free space and run `invoke train --run {cfg.run}` to resume from there") from None
+    finally:
+        bar.close()
+        for f in (*writers.values(), mlog, elog):  # a failed run has its own error to show: keep that one
+            with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
+                f.close()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t_start
+    if stop_after is not None and last < cfg.steps:
+        return {"steps": last - start, "seconds": wall, "marks": marks}
 
-        step_fn = model if not cfg.compile else torch.compile(model)
-        stats = torch.zeros(LOG_EVERY, 3, device=device)
-        pending: list[tuple[int, float]] = []
-        t_window, t_start = time.perf_counter(), time.perf_counter()
-        last = stop_after if stop_after is not None else cfg.steps
-        bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
-        loss_v = float("nan")
-        marks = []  # perf_counter at the end of each step (benchmarks)
-
-        def flush_rows():
-            nonlocal t_window
-            if not pending:
-                return
-            now = time.perf_counter()
-            tps = len(pending) * cfg.tokens_per_step / max(now - t_window, 1e-9)
-            vals = stats[: len(pending)].tolist()
-            mlog.write([[s, repr(v[0]), repr(lr), repr(v[1]), repr(v[2]), round(tps, 1)]
-                        for (s, lr), v in zip(pending, vals)])
-            pending.clear()
-            t_window = now
-            bar.set_postfix(loss=f"{vals[-1][0]:.3f}", tok_s=f"{tps:,.0f}")
-            return vals[-1][0]
-
-        try:
-            for step in range(start, last):
-                lr = lr_at(cfg, step)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                x, y = batches.get(step)
-                with autocast(device, precision):
-                    logits = step_fn(x).float()
-                i = len(pending)
-                # the driving force on phantom rows, read off dL/dlogits instead of a second softmax
-                logits.register_hook(functools.partial(_stash_phantom_mass, stats[i, 2], cfg.live_vocab))
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-                opt.step()
-                if precision == "pure-bf16":
-                    round_to_bf16_(model)
-                done = step + 1
-                marks.append(time.perf_counter())
-                stats[i, 0], stats[i, 1] = loss.detach(), gnorm
-                pending.append((done, lr))
-                if done % cfg.record_every == 0:
-                    for k, w in writers.items():
-                        w.write(done, names[k]().detach())
-                bar.update(1)
-                is_eval = done % cfg.eval_every == 0 or done == cfg.steps
-                is_ckpt = done % cfg.checkpoint_every == 0 or done == cfg.steps
-                if len(pending) == LOG_EVERY or is_eval or is_ckpt or done == last:
-                    loss_v = flush_rows()
-                if is_eval:
-                    vl = evaluate(model, vbatches, device, precision)
-                    elog.write([[done, repr(vl), repr(vl * bpb_scale)]])
-                if is_ckpt:
-                    for w in writers.values():
-                        w.flush()
-                    with atomic_path(ckpt_path) as tmp:
-                        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
-                                    "rng_cpu": torch.get_rng_state(), "fingerprint": fp,
-                                    "movie_step": done}, tmp)
-        finally:
-            bar.close()
-            for w in writers.values():
-                w.close()
-            mlog.close()
-            elog.close()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - t_start
-        if stop_after is not None and last < cfg.steps:
-            return {"steps": last - start, "seconds": wall, "marks": marks}
-
-        evals = read_csv(cfg.run_dir / "evals.csv")
-        smp = samples(cfg, model, device)
-        write_json(cfg.run_dir / "samples.json", smp)
-        summary = {
-            "fingerprint": fp, "run": cfg.run, "steps": cfg.steps, "n_params": cfg.n_params,
-            "device": device, "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
-            "precision": precision, "final_loss": loss_v, "final_val_loss": float(evals["val_loss"][-1]),
-            "best_val_loss": float(evals["val_loss"].min()), "final_val_bpb": float(evals["val_bpb"][-1]),
-            "unigram_entropy_nats": cmeta["unigram_entropy_nats"], "seconds_this_session": round(wall, 2),
-            "resumed_from": start, "frames": (cfg.steps // cfg.record_every + 1) if record else 0,
-            "torch": torch.__version__,
-        }
-        write_json(summary_path, summary)
-        print(f"train: {cfg.steps} steps of {cfg.n_params:,} params on {device} ({precision}) in {wall:.1f}s; "
-              f"val loss {summary['final_val_loss']:.3f} (unigram floor {summary['unigram_entropy_nats']:.3f}), "
-              f"{summary['frames']} frames -> {cfg.movie_dir}")
-        return summary
+    evals = read_csv(cfg.run_dir / "evals.csv")
+    smp = samples(cfg, model, device)
+    write_json(cfg.run_dir / "samples.json", smp)
+    summary = {
+        "fingerprint": fp, "run": cfg.run, "steps": cfg.steps, "n_params": cfg.n_params,
+        "device": device, "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
+        "precision": precision, "final_loss": loss_v, "final_val_loss": float(evals["val_loss"][-1]),
+        "best_val_loss": float(evals["val_loss"].min()), "final_val_bpb": float(evals["val_bpb"][-1]),
+        "unigram_entropy_nats": cmeta["unigram_entropy_nats"], "seconds_this_session": round(wall, 2),
+        "resumed_from": start, "frames": (cfg.steps // cfg.record_every + 1) if record else 0,
+        "torch": torch.__version__,
+    }
+    write_json(summary_path, summary)
+    print(f"train: {cfg.steps} steps of {cfg.n_params:,} params on {device} ({precision}) in {wall:.1f}s; "
+          f"val loss {summary['final_val_loss']:.3f} (unigram floor {summary['unigram_entropy_nats']:.3f}), "
+          f"{summary['frames']} frames -> {cfg.movie_dir}")
+    return summary

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from duckling import config
+from duckling import config, pipeline
 from duckling.errors import DucklingError
 
 
@@ -45,12 +45,15 @@ def test_bad_profile_fraction_precision():
         config.build("demo", overrides={"precision": "fp8"})
 
 
-def test_resolve_saves_and_later_stages_read_the_saved_config(root):
+def test_resolve_writes_nothing_and_later_stages_read_what_the_stage_saved(root):
     cfg = config.resolve(profile="smoke", set_=["lr=0.01"])
+    assert not (root / "runs").exists()  # only a stage that runs writes the config
+    pipeline.settle("corpus", cfg, force=False)
     saved = json.loads((root / "runs" / "smoke" / "config.json").read_text())
     assert saved["lr"] == 0.01 and saved["derived"]["steps"] == cfg.steps
     again = config.resolve(run="smoke")  # no profile, no overrides: the saved config
     assert again.lr == 0.01 and again.to_dict() == cfg.to_dict()
+    assert config.resolve(run="smoke", set_=["eval_every=3"]).lr == 0.01  # --set applies on the saved config
     with pytest.raises(DucklingError, match="no such run"):
         config.load("missing")
 

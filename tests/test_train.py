@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from duckling import config, corpus, movie, tokenizer, train
+from duckling import config, corpus, movie, pipeline, tokenizer, train
 from duckling.errors import DucklingError
+from duckling.io import run_lock
 from duckling.model import GPT, phantom_mass, phantom_mass_from_grad
 
 
@@ -76,7 +77,7 @@ def test_training_records_every_step_and_learns(root, gpt2_dir):
     assert all(0 < float(r["phantom_mass"]) < 1 for r in m)
     assert [int(r["step"]) for r in rows(cfg.run_dir / "evals.csv")] == [8, 16, 24]
     # the last frame is the final master W rounded to nearest-even bf16
-    ck = torch.load(cfg.run_dir / "checkpoint.pt", weights_only=False)
+    ck = train.load_checkpoint(cfg.run_dir / "checkpoint.pt", "cpu", cfg.run)
     w = ck["model"]["wte.weight"].to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     assert np.array_equal(mv.frame(cfg.steps), w)
     assert summary["frames"] == cfg.steps + 1 and (cfg.run_dir / "samples.json").exists()
@@ -94,7 +95,7 @@ def test_second_train_skips_and_force_retrains(root, gpt2_dir, capsys):
 def test_pure_bf16_weights_live_on_the_lattice(root, gpt2_dir):
     cfg = prepared(gpt2_dir, precision="pure-bf16", max_steps=6)
     train.run(cfg, progress=False)
-    ck = torch.load(cfg.run_dir / "checkpoint.pt", weights_only=False)
+    ck = train.load_checkpoint(cfg.run_dir / "checkpoint.pt", "cpu", cfg.run)
     for name, p in ck["model"].items():
         assert torch.equal(p, p.to(torch.bfloat16).float()), name
     w = ck["model"]["wte.weight"].to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
@@ -108,11 +109,12 @@ def test_untied_model_records_both_matrices(root, gpt2_dir):
     assert not np.array_equal(movie.Movie(cfg.movie_dir).frame(3), movie.Movie(cfg.movie_dir, name="Wout").frame(3))
 
 
-def test_a_second_training_on_the_same_run_refuses(root, gpt2_dir):
+def test_a_second_stage_on_the_same_run_refuses(root, gpt2_dir):
     cfg = prepared(gpt2_dir, max_steps=2)
-    with train.RunLock(cfg.run_dir / "train.lock"):
-        with pytest.raises(DucklingError, match="another training"):
-            train.run(cfg, progress=False)
+    with run_lock(cfg.run_dir):
+        with pytest.raises(DucklingError, match="another Duckling stage"):
+            pipeline.run_stage("train", cfg)
+    assert not (cfg.run_dir / "train.json").exists()
 
 
 TRAIN = "from duckling import config, train; train.run(config.load('{run}'), progress=False)"
@@ -134,7 +136,7 @@ def test_killed_training_resumes_bit_identical(root, gpt2_dir):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (cfg.run_dir / "train.json").exists(), "the run finished before it could be killed"
-    done = torch.load(ckpt, weights_only=False)["step"]
+    done = train.load_checkpoint(ckpt, "cpu", "x")["step"]
     assert 0 < done < cfg.steps
     assert subprocess.call([sys.executable, "-c", TRAIN.format(run="killed")], env=env) == 0
     assert train.read_json(cfg.run_dir / "train.json")["resumed_from"] == done
