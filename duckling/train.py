@@ -130,6 +130,8 @@ def evaluate(model: GPT, batches: list[torch.Tensor], device: str, precision: st
 
 def samples(cfg: Config, model: GPT, device: str) -> list[dict]:
     """Greedy and seeded-sampled continuations of the fixed prompts."""
+    if not cfg.prompts:
+        return []
     tok = tokenizer.load(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     out = []
@@ -224,17 +226,146 @@ def _clear(cfg: Config) -> None:
     movie.truncate(cfg.movie_dir, -1)
 
 
+# ---- the pieces of a run ------------------------------------------------------------------------
+def restore_or_clear(cfg: Config, model: GPT, opt, fp: str, force: bool, device: str) -> int:
+    """The step to start from: the checkpoint's, when one of this training exists; else 0, with every
+    output of an earlier try removed. Frames and metric rows after the start are dropped."""
+    ckpt = None if force else load_checkpoint(cfg.run_dir / "checkpoint.pt", device, cfg.run)
+    if ckpt is None or ckpt["fingerprint"] != fp:
+        _clear(cfg)
+        return 0
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng_cpu"])
+    print(f"train: resuming {cfg.run} from step {ckpt['step']} ({cfg.run_dir / 'checkpoint.pt'})")
+    movie.truncate(cfg.movie_dir, ckpt["step"])
+    return ckpt["step"]
+
+
+def open_movies(cfg: Config, model: GPT, start: int, fp: str, precision: str) -> dict:
+    """A MovieWriter per filmed matrix (W; and Wout when untied), frame 0 written on a fresh start."""
+    mats = {"W": lambda: model.W} if cfg.tied else {"W": lambda: model.W, "Wout": lambda: model.W_out}
+    n_frames = (cfg.steps - start) // cfg.record_every + (start == 0)
+    movie.check_disk(cfg.movie_dir, len(mats) * movie.estimate_bytes(cfg.rows, cfg.d_model, n_frames))
+    meta = {"run": cfg.run, "precision": precision, "record_every": cfg.record_every, "fingerprint": fp,
+            "live_vocab": cfg.live_vocab}
+    writers = {k: (movie.MovieWriter(cfg.movie_dir, cfg.rows, cfg.d_model, cfg.shard_frames, name=k, meta=meta),
+                   mat) for k, mat in mats.items()}
+    if start == 0:
+        film(writers, 0)
+    return writers
+
+
+def film(writers: dict, step: int) -> None:
+    for w, mat in writers.values():
+        w.write(step, mat().detach())
+
+
+class StepLog:
+    """metrics.csv rows: one per step, held on the device and written every LOG_EVERY steps (one sync)."""
+
+    def __init__(self, cfg: Config, start: int, device: str, bar):
+        self.cfg, self.bar = cfg, bar
+        keep = start if start else -1
+        self.csv = CsvLog(cfg.run_dir / "metrics.csv", METRIC_FIELDS, keep)
+        self.evals = CsvLog(cfg.run_dir / "evals.csv", EVAL_FIELDS, keep)
+        self.stats = torch.zeros(LOG_EVERY, 3, device=device)  # loss, grad norm, phantom mass
+        self.pending: list[tuple[int, float]] = []
+        self.t_window, self.last_loss = time.perf_counter(), float("nan")
+
+    def slot(self) -> torch.Tensor:
+        return self.stats[len(self.pending)]
+
+    def add(self, step: int, lr: float, loss: torch.Tensor, gnorm: torch.Tensor) -> None:
+        row = self.slot()
+        row[0], row[1] = loss.detach(), gnorm
+        self.pending.append((step, lr))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        now = time.perf_counter()
+        tps = len(self.pending) * self.cfg.tokens_per_step / max(now - self.t_window, 1e-9)
+        vals = self.stats[: len(self.pending)].tolist()
+        self.csv.write([[s, repr(v[0]), repr(lr), repr(v[1]), repr(v[2]), round(tps, 1)]
+                        for (s, lr), v in zip(self.pending, vals)])
+        self.pending.clear()
+        self.t_window, self.last_loss = now, vals[-1][0]
+        self.bar.set_postfix(loss=f"{self.last_loss:.3f}", tok_s=f"{tps:,.0f}")
+
+    def close(self) -> None:
+        self.csv.close()
+        self.evals.close()
+
+
+def train_step(cfg: Config, model: GPT, fwd, opt, xy: tuple, lr: float, slot: torch.Tensor, device: str,
+               precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step (forward through `fwd`: the model, or its compiled self); the phantom
+    softmax mass lands in slot[2]. Returns (loss, grad norm)."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    x, y = xy
+    with autocast(device, precision):
+        logits = fwd(x).float()
+    # the driving force on phantom rows, read off dL/dlogits instead of a second softmax
+    logits.register_hook(functools.partial(_stash_phantom_mass, slot[2], cfg.live_vocab))
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+    opt.step()
+    if precision == "pure-bf16":
+        round_to_bf16_(model)
+    return loss, gnorm
+
+
+def checkpoint(cfg: Config, model: GPT, opt, writers: dict, step: int, fp: str) -> None:
+    """The movie on disk up to `step`, then the state to resume from it."""
+    for w, _ in writers.values():
+        w.flush()
+    save_checkpoint(cfg.run_dir / "checkpoint.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                                    "step": step, "rng_cpu": torch.get_rng_state(), "fingerprint": fp})
+
+
+def disk_full(cfg: Config, e: OSError, step: int, saved: int, n_movies: int) -> DucklingError:
+    need = movie.estimate_bytes(cfg.rows, cfg.d_model, (cfg.steps - saved) // cfg.record_every,
+                                cfg.shard_frames) * n_movies
+    return DucklingError(f"{e.filename or cfg.movie_dir}: the disk is full (training stopped at step {step}; "
+                         f"the movie after the last checkpoint, step {saved}, needs about {movie.gb(need)}); "
+                         f"free space and run `invoke train --run {cfg.run}` to resume from there")
+
+
+def finish(cfg: Config, model: GPT, fp: str, device: str, precision: str, start: int, wall: float,
+           last_loss: float, record: bool, unigram: float) -> dict:
+    """Samples, the summary train.json (its presence marks the stage done) and the one-line report."""
+    evals = read_csv(cfg.run_dir / "evals.csv")
+    write_json(cfg.run_dir / "samples.json", samples(cfg, model, device))
+    summary = {
+        "fingerprint": fp, "run": cfg.run, "steps": cfg.steps, "n_params": cfg.n_params,
+        "device": device, "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
+        "precision": precision, "final_loss": last_loss, "final_val_loss": float(evals["val_loss"][-1]),
+        "best_val_loss": float(evals["val_loss"].min()), "final_val_bpb": float(evals["val_bpb"][-1]),
+        "unigram_entropy_nats": unigram, "seconds_this_session": round(wall, 2),
+        "resumed_from": start, "frames": (cfg.steps // cfg.record_every + 1) if record else 0,
+        "torch": torch.__version__,
+    }
+    write_json(cfg.run_dir / "train.json", summary)
+    print(f"train: {cfg.steps} steps of {cfg.n_params:,} params on {device} ({precision}) in {wall:.1f}s; "
+          f"val loss {summary['final_val_loss']:.3f} (unigram floor {unigram:.3f}), "
+          f"{summary['frames']} frames -> {cfg.movie_dir}")
+    return summary
+
+
 # ---- the stage ----------------------------------------------------------------------------------
-def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = True,
-        stop_after: int | None = None) -> dict:
+def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = True, on_step=None) -> dict:
     """Train the run, recording W; resume from a checkpoint when one matches.
 
-    `stop_after` ends the loop early after that step (benchmarks); such a run is not marked done.
+    `on_step(step)` is called after each optimizer step (benchmarks time the loop with it).
     """
     device, precision = cfg.resolved_device(), cfg.resolved_precision()
     cmeta = corpus.current_meta(cfg)
     fp = train_fingerprint(cfg, cmeta["sha256"])
-    summary_path, ckpt_path = cfg.run_dir / "train.json", cfg.run_dir / "checkpoint.pt"
+    summary_path = cfg.run_dir / "train.json"
     if not force and summary_path.exists() and read_json(summary_path).get("fingerprint") == fp:
         if record:
             check_movie(cfg, fp, read_json(summary_path)["frames"])
@@ -248,142 +379,50 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     data = corpus.load(cfg)
-    batches = Batches(cfg, data["train"], device)
-    vbatches = val_batches(cfg, data["val"])
+    batches, vbatches = Batches(cfg, data["train"], device), val_batches(cfg, data["val"])
     bpb_scale = cmeta["val_tokens"] / (cmeta["val_bytes"] * math.log(2))  # nats/token -> bits/byte
-
     model = GPT(cfg).to(device)
     if precision == "pure-bf16":
         round_to_bf16_(model)
     opt = make_optimizer(cfg, model, device)
-    start = 0
-    ckpt = None if force else load_checkpoint(ckpt_path, device, cfg.run)
-    if force or (ckpt is not None and ckpt["fingerprint"] != fp):
-        _clear(cfg)
-        ckpt = None
-    elif ckpt is None:
-        _clear(cfg)
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        start = ckpt["step"]
-        print(f"train: resuming {cfg.run} from step {start} ({ckpt_path})")
-    keep = start if ckpt is not None else None
-    movie.truncate(cfg.movie_dir, start if ckpt is not None else -1)
-    mlog = CsvLog(cfg.run_dir / "metrics.csv", METRIC_FIELDS, keep if keep is not None else -1)
-    elog = CsvLog(cfg.run_dir / "evals.csv", EVAL_FIELDS, keep if keep is not None else -1)
-
-    names = {"W": lambda: model.W} if cfg.tied else {"W": lambda: model.W, "Wout": lambda: model.W_out}
-    writers = {}
-    if record:
-        n_frames = (cfg.steps - start) // cfg.record_every + (ckpt is None)
-        movie.check_disk(cfg.movie_dir, len(names) * movie.estimate_bytes(cfg.rows, cfg.d_model, n_frames))
-        meta = {"run": cfg.run, "precision": precision, "record_every": cfg.record_every,
-                "fingerprint": fp, "live_vocab": cfg.live_vocab}
-        writers = {k: movie.MovieWriter(cfg.movie_dir, cfg.rows, cfg.d_model, cfg.shard_frames, name=k,
-                                        meta=meta) for k in names}
-        if ckpt is None:
-            for k, w in writers.items():
-                w.write(0, names[k]().detach())
-
-    step_fn = model if not cfg.compile else torch.compile(model)
-    stats = torch.zeros(LOG_EVERY, 3, device=device)
-    pending: list[tuple[int, float]] = []
-    t_window, t_start = time.perf_counter(), time.perf_counter()
-    last = stop_after if stop_after is not None else cfg.steps
+    start = restore_or_clear(cfg, model, opt, fp, force, device)
+    fwd = torch.compile(model) if cfg.compile else model  # training steps only; eval and samples stay eager
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
-    loss_v = float("nan")
-    marks = []  # perf_counter at the end of each step (benchmarks)
-
-    def flush_rows():
-        nonlocal t_window
-        if not pending:
-            return
-        now = time.perf_counter()
-        tps = len(pending) * cfg.tokens_per_step / max(now - t_window, 1e-9)
-        vals = stats[: len(pending)].tolist()
-        mlog.write([[s, repr(v[0]), repr(lr), repr(v[1]), repr(v[2]), round(tps, 1)]
-                    for (s, lr), v in zip(pending, vals)])
-        pending.clear()
-        t_window = now
-        bar.set_postfix(loss=f"{vals[-1][0]:.3f}", tok_s=f"{tps:,.0f}")
-        return vals[-1][0]
-
-    failed, step, saved = True, start, start
+    log, writers = StepLog(cfg, start, device, bar), {}
+    t_start, failed, step, saved = time.perf_counter(), True, start, start
     try:
-        for step in range(start, last):
+        writers = open_movies(cfg, model, start, fp, precision) if record else {}
+        for step in range(start, cfg.steps):
             lr = lr_at(cfg, step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x, y = batches.get(step)
-            with autocast(device, precision):
-                logits = step_fn(x).float()
-            i = len(pending)
-            # the driving force on phantom rows, read off dL/dlogits instead of a second softmax
-            logits.register_hook(functools.partial(_stash_phantom_mass, stats[i, 2], cfg.live_vocab))
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-            opt.step()
-            if precision == "pure-bf16":
-                round_to_bf16_(model)
+            loss, gnorm = train_step(cfg, model, fwd, opt, batches.get(step), lr, log.slot(), device, precision)
             done = step + 1
-            marks.append(time.perf_counter())
-            stats[i, 0], stats[i, 1] = loss.detach(), gnorm
-            pending.append((done, lr))
+            log.add(done, lr, loss, gnorm)
+            if on_step is not None:
+                on_step(done)
             if done % cfg.record_every == 0:
-                for k, w in writers.items():
-                    w.write(done, names[k]().detach())
+                film(writers, done)
             bar.update(1)
             is_eval = done % cfg.eval_every == 0 or done == cfg.steps
             is_ckpt = done % cfg.checkpoint_every == 0 or done == cfg.steps
-            if len(pending) == LOG_EVERY or is_eval or is_ckpt or done == last:
-                loss_v = flush_rows()
+            if len(log.pending) == LOG_EVERY or is_eval or is_ckpt:
+                log.flush()
             if is_eval:
                 vl = evaluate(model, vbatches, device, precision)
-                elog.write([[done, repr(vl), repr(vl * bpb_scale)]])
+                log.evals.write([[done, repr(vl), repr(vl * bpb_scale)]])
             if is_ckpt:
-                for w in writers.values():
-                    w.flush()
-                save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                            "step": done, "rng_cpu": torch.get_rng_state(), "fingerprint": fp})
+                checkpoint(cfg, model, opt, writers, done, fp)
                 saved = done
         failed = False
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
-        need = movie.estimate_bytes(cfg.rows, cfg.d_model, (cfg.steps - saved) // cfg.record_every,
-                                    cfg.shard_frames) * len(writers)
-        raise DucklingError(f"{e.filename or cfg.movie_dir}: the disk is full (training stopped at step {step}; "
-                            f"the movie after the last checkpoint, step {saved}, needs about {movie.gb(need)}); "
-                            f"free space and run `invoke train --run {cfg.run}` to resume from there") from None
+        raise disk_full(cfg, e, step, saved, len(writers)) from None
     finally:
         bar.close()
-        for f in (*writers.values(), mlog, elog):  # a failed run has its own error to show: keep that one
+        for f in (*(w for w, _ in writers.values()), log):  # a failed run has its own error to show
             with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
                 f.close()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    wall = time.perf_counter() - t_start
-    if stop_after is not None and last < cfg.steps:
-        return {"steps": last - start, "seconds": wall, "marks": marks}
-
-    evals = read_csv(cfg.run_dir / "evals.csv")
-    smp = samples(cfg, model, device)
-    write_json(cfg.run_dir / "samples.json", smp)
-    summary = {
-        "fingerprint": fp, "run": cfg.run, "steps": cfg.steps, "n_params": cfg.n_params,
-        "device": device, "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
-        "precision": precision, "final_loss": loss_v, "final_val_loss": float(evals["val_loss"][-1]),
-        "best_val_loss": float(evals["val_loss"].min()), "final_val_bpb": float(evals["val_bpb"][-1]),
-        "unigram_entropy_nats": cmeta["unigram_entropy_nats"], "seconds_this_session": round(wall, 2),
-        "resumed_from": start, "frames": (cfg.steps // cfg.record_every + 1) if record else 0,
-        "torch": torch.__version__,
-    }
-    write_json(summary_path, summary)
-    print(f"train: {cfg.steps} steps of {cfg.n_params:,} params on {device} ({precision}) in {wall:.1f}s; "
-          f"val loss {summary['final_val_loss']:.3f} (unigram floor {summary['unigram_entropy_nats']:.3f}), "
-          f"{summary['frames']} frames -> {cfg.movie_dir}")
-    return summary
+    return finish(cfg, model, fp, device, precision, start, time.perf_counter() - t_start, log.last_loss, record,
+                  cmeta["unigram_entropy_nats"])
