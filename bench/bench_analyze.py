@@ -105,7 +105,7 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     N_DEAD natural dead ids, train.json, evals.csv, tokenizer and corpus meta)."""
     from safetensors.numpy import save_file
 
-    from duckling import corpus
+    from duckling import corpus, tokenizer
     from duckling.config import Config
     from duckling.io import write_json
     from duckling.train import train_fingerprint
@@ -118,6 +118,7 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     cfg.corpus_dir.mkdir(parents=True, exist_ok=True)
     save_file({"counts": counts}, str(cfg.corpus_dir / "tokens.safetensors"))
     write_json(cfg.tokenizer_dir / "meta.json", {"tokenizer_sha256": "bench"})
+    save_file({"dead_mask": tokenizer.dead_mask(cfg.live_vocab, cfg.rows)}, str(cfg.dead_mask_path))
     write_json(cfg.corpus_dir / "meta.json", {"sha256": "bench", "unigram_entropy_nats": 6.5,
                                               "fingerprint": corpus.fingerprint_of(cfg)})
     write_json(cfg.run_dir / "train.json", {"precision": "fp32", "fingerprint": train_fingerprint(cfg, "bench"),

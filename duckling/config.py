@@ -126,11 +126,12 @@ class Config:
 
     @property
     def tokenizer_dir(self) -> Path:
-        return self.root_dir / "data" / "tokenizer"
+        """One folder per vocabulary shape: runs of other sizes never share (or break) a tokenizer."""
+        return self.root_dir / "data" / "tokenizer" / f"live{self.live_vocab}-rows{self.rows}"
 
     @property
     def dead_mask_path(self) -> Path:
-        return self.root_dir / "data" / "dead_mask.safetensors"
+        return self.tokenizer_dir / "dead_mask.safetensors"
 
     @property
     def corpus_dir(self) -> Path:
@@ -354,22 +355,32 @@ def differences(saved: Config, cfg: Config) -> list[str]:
     return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in ("root", *FREE) and a[k] != b[k]]
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers (and is not switched off with HF_HUB_OFFLINE)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
+def hub_unreachable(timeout: float = 3.0) -> str:
+    """'' when the hub's endpoint answers a TCP connect, else why not (HF_HUB_OFFLINE set, or the
+    connect failed); keeps offline failures fast (hf_hub_download retries for ~25 s). Behind a
+    proxy a direct connect says nothing, so there the hub counts as reachable."""
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no", "off"):
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return ""
     import socket
 
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+        socket.create_connection((host, port), timeout=timeout).close()
+        return ""
+    except OSError as e:
+        return f"{host} unreachable ({e.strerror or e})"
 
 
 def default_profile() -> str:
     """10pct (the study's plan) where the hub is reachable; the offline demo profile elsewhere."""
-    if hub_reachable():
+    if not hub_unreachable():
         return DEFAULT_PROFILE
     print(f"note: the Hugging Face hub is unreachable, so the default profile is 'demo' "
           f"(offline); pass --profile {DEFAULT_PROFILE} to insist")

@@ -27,7 +27,7 @@ from duckling.config import Config
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, sha256_file, up_to_date, write_json
 
-SEPARATOR = "<|endoftext|>"
+SEPARATOR = tokenizer.EOT
 BATCH = 512  # stories per encode_batch call
 
 
@@ -220,17 +220,17 @@ def build(cfg: Config, force: bool = False, progress: bool = True) -> dict:
     with atomic_path(out) as tmp:
         # no metadata: safetensors writes a metadata dict in hash order, and the bytes must not vary
         save_file({"train": train_ids, "val": val_ids, "counts": counts}, str(tmp))
-    natural_dead = [i for i in np.flatnonzero(counts == 0).tolist() if i != sep]
+    n_dead = natural_dead(counts, sep).size
     meta = {
         "fingerprint": fp, "source": desc, "epochs": epochs, "separator_id": sep,
         "train_tokens": int(train_ids.size), "train_stories": train.n_stories, "train_bytes": train.n_bytes,
         "val_tokens": int(val_ids.size), "val_stories": val.n_stories, "val_bytes": val.n_bytes,
-        "n_natural_dead": len(natural_dead), "unigram_entropy_nats": unigram_entropy(counts),
+        "n_natural_dead": int(n_dead), "unigram_entropy_nats": unigram_entropy(counts),
         "tokenizer_sha256": tok_meta.get("tokenizer_sha256"), "sha256": sha256_file(out),
     }
     write_json(meta_path, meta)
     print(f"corpus: {meta['train_tokens']:,} train tokens ({train.n_stories:,} stories, {epochs} epoch"
-          f"{'s' if epochs > 1 else ''}), {meta['val_tokens']:,} val tokens, {len(natural_dead)} natural "
+          f"{'s' if epochs > 1 else ''}), {meta['val_tokens']:,} val tokens, {n_dead} natural "
           f"dead ids, unigram entropy {meta['unigram_entropy_nats']:.3f} nats -> {out}")
     return meta
 
@@ -270,8 +270,8 @@ def current_meta(cfg: Config) -> dict:
     return meta
 
 
-def natural_dead_ids(cfg: Config) -> np.ndarray:
-    """Live ids other than the separator that never occur in the train stream."""
-    counts = load(cfg)["counts"]
+def natural_dead(counts: np.ndarray, separator_id: int) -> np.ndarray:
+    """The natural dead tokens: live ids other than the separator that never occur in the train
+    stream (`counts` are per live id)."""
     ids = np.flatnonzero(counts == 0)
-    return ids[ids != cfg.separator_id]
+    return ids[ids != separator_id]

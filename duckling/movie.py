@@ -403,13 +403,6 @@ class MovieWriter:
         self._thread = threading.Thread(target=self._loop, name=f"movie-{name}", daemon=True)
         self._thread.start()
 
-    @classmethod
-    def resume(cls, movie_dir, last_step: int, rows: int, d: int, shard_frames: int = 128, name: str = "W",
-               meta: dict | None = None, queue_frames: int = 8) -> MovieWriter:
-        """A writer continuing after `last_step` (the checkpoint's step); later frames are dropped."""
-        truncate(movie_dir, last_step, name)
-        return cls(movie_dir, rows, d, shard_frames, name, meta, queue_frames)
-
     # -- caller side --
     def write(self, step: int, w) -> None:
         """Queue W at `step`: a torch tensor (fp32/bf16, any device), a float32 array or uint16 bf16 bits."""

@@ -52,11 +52,12 @@ MAX_WORKERS = 8  # each worker costs a ring slot or two and a centred copy of th
 PROCESS_MIN_FRAMES = 500  # shorter movies are analysed in one process
 
 
-def token_sets(cfg: Config, counts: np.ndarray) -> dict[str, np.ndarray]:
-    live_ids = np.arange(cfg.live_vocab)
-    occurs = counts[: cfg.live_vocab] > 0
-    dead = live_ids[~occurs & (live_ids != cfg.separator_id)]
-    return {"phantom": np.arange(cfg.live_vocab, cfg.rows), "natural_dead": dead, "live": live_ids[occurs]}
+def token_sets(cfg: Config, counts: np.ndarray, dead_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """phantom: the rows the tokenizer's dead mask marks; natural_dead: corpus.natural_dead; live:
+    the ids that occur in the train stream."""
+    counts = counts[: cfg.live_vocab]
+    return {"phantom": np.flatnonzero(dead_mask), "natural_dead": corpus.natural_dead(counts, cfg.separator_id),
+            "live": np.flatnonzero(counts > 0)}
 
 
 def test_step_indices(steps: np.ndarray, n: int) -> np.ndarray:
@@ -429,7 +430,7 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
         raise DucklingError(f"{cfg.movie_dir}: frames are {mv.rows} x {mv.d}, run {cfg.run} has {cfg.rows} x "
                             f"{cfg.d_model}; retrain with `invoke train --run {cfg.run} --force`")
 
-    sets = token_sets(cfg, corpus.load(cfg)["counts"])
+    sets = token_sets(cfg, corpus.load(cfg)["counts"], tokenizer.load_dead_mask(cfg))
     precision = tj["precision"]
     series, summ = compute(mv, sets, precision, k=cfg.coherence_window, n_test_steps=cfg.test_steps,
                            progress=progress, verify=verify, workers=workers, desc=f"analyze {cfg.run}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duckling.config import Config
+from duckling.config import Config, hub_unreachable
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_json, sha256_bytes, sha256_file, up_to_date, write_json
 
@@ -231,28 +231,6 @@ def _local(cfg: Config):
     return table, f"local {' + '.join(f.name for f in files)} in {d}", files
 
 
-def _endpoint_reachable(timeout: float = 3.0) -> str:
-    """'' if the hub endpoint answers a TCP connect, else why not; keeps offline failures fast
-    (hf_hub_download retries for ~25 s). Skipped behind a proxy, where a direct connect says nothing."""
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no", "off"):
-        return "HF_HUB_OFFLINE is set"
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return ""
-    import socket
-
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return ""
-    except OSError as e:
-        return f"{host} unreachable ({e.strerror or e})"
-
-
 def _hub(cfg: Config):
     from huggingface_hub import hf_hub_download
 
@@ -263,7 +241,7 @@ def _hub(cfg: Config):
     try:
         files = fetch(local_only=True)  # the hub library's cache answers without the network
     except Exception:  # noqa: BLE001 (any failure here just means: not cached)
-        why = _endpoint_reachable()
+        why = hub_unreachable()
         if why:
             raise DucklingError(why) from None
         try:
@@ -353,7 +331,8 @@ def _shown(cfg: Config, path: Path) -> str:
 
 
 def build(cfg: Config, force: bool = False) -> dict:
-    """Write data/tokenizer/{tokenizer,meta}.json and the dead mask; skip when up to date."""
+    """Write tokenizer.json, meta.json and the dead mask into cfg.tokenizer_dir
+    (data/tokenizer/live<live_vocab>-rows<rows>/); skip when up to date."""
     tok_path, meta_path = cfg.tokenizer_dir / "tokenizer.json", cfg.tokenizer_dir / "meta.json"
     fp = _fingerprint(cfg)
     if not force and up_to_date(meta_path, fp, tok_path, cfg.dead_mask_path):

@@ -185,7 +185,7 @@ def test_flush_truncate_and_resume(tmp_path):
     mv = Movie(tmp_path)
     assert mv.steps.tolist() == list(range(7)) and mv.verify(progress=False) == 7
 
-    with MovieWriter.resume(tmp_path, 6, ROWS, D, shard_frames=4) as w:
+    with MovieWriter(tmp_path, ROWS, D, shard_frames=4) as w:  # as a resumed training continues it
         for s in range(7, 12):
             w.write(s, weights(s))
     mv = Movie(tmp_path)

@@ -188,7 +188,7 @@ def test_hub_source_from_the_hub_cache(tmp_path, gpt2_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     reference = build_bytes(tmp_path / "r0", tokenizer_path=str(gpt2_dir))
     assert build_bytes(tmp_path / "r1", tokenizer_source="hub") == reference
-    assert read_json(tmp_path / "r1" / "data" / "tokenizer" / "meta.json")["source"].startswith("hub")
+    assert read_json(tmp_path / "r1" / "data" / "tokenizer" / "live8000-rows10000" / "meta.json")["source"].startswith("hub")
 
 
 @pytest.mark.network
@@ -216,7 +216,7 @@ def test_skip_then_force(root, gpt2_dir, capsys):
     T.build(cfg)
     out = capsys.readouterr().out
     assert "tokenizer: 8000 live ids (GPT-2 0..7998 + <|endoftext|>=7999), 2000 phantom rows" in out
-    assert "data/tokenizer/tokenizer.json" in out
+    assert "data/tokenizer/live8000-rows10000/tokenizer.json" in out
     paths = [cfg.tokenizer_dir / "tokenizer.json", cfg.tokenizer_dir / "meta.json", cfg.dead_mask_path]
     for p in paths:
         os.utime(p, ns=(1_000_000_000, 1_000_000_000))
@@ -261,10 +261,11 @@ def test_unusable_local_folder(root, make):
     d = root / "gpt2"
     if make == "empty":
         d.mkdir()
-    msg = one_line_error(local_cfg(d))
+    cfg = local_cfg(d)
+    msg = one_line_error(cfg)
     assert "tried local:" in msg and str(d) in msg
     assert "hub:" not in msg and "--set tokenizer_path=DIR" in msg and "DUCKLING_GPT2_DIR" in msg
-    assert not (root / "data" / "tokenizer" / "tokenizer.json").exists()
+    assert not (cfg.tokenizer_dir / "tokenizer.json").exists()
 
 
 def test_no_source_works_lists_every_source(root, monkeypatch, capsys):
