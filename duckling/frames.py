@@ -11,8 +11,8 @@ frame and yields (i, result) in order:
   1 + (i - 1) % (n - 1), and waits until the frame it replaces is no longer anyone's previous or
   k-back frame. Memory is the ring (k + 2 * workers + a few slots) whatever the movie's length.
 - `workers` processes compute frames side by side from the ring, which lives in shared memory
-  (separate processes, not threads: the per-frame glue is Python, and on 2 cores here two threads
-  sharing one interpreter lock computed frames 1.4x as fast as one, two processes 1.75x). Frame
+  (separate processes, not threads: the per-frame glue is Python, and threads sharing one
+  interpreter lock scale worse than processes; bench/bench_analyze.py measures it). Frame
   i goes to worker i % workers, over a pipe each way. Each worker verifies the checksum of the
   frame it computes before using it. With workers=0 the calling thread computes, while the reader
   thread still reads ahead.
@@ -65,7 +65,7 @@ class _Ring:
 
     def __init__(self, n: int, rows: int, d: int, shared: bool = False, name: str | None = None):
         self.n, self.shape = n, (rows, d)
-        stride = -(-rows * d * 2 // movie.DIRECT_ALIGN) * movie.DIRECT_ALIGN
+        stride = movie.frame_stride(rows, d)
         self.shm = None
         if name is not None or shared:
             # a worker attaches by name; its spawn shares the creator's resource tracker, so the

@@ -15,8 +15,8 @@ costs `queue_frames` frames of memory to record, and the header is padded to who
 every frame starts page-aligned (10,000 x 128 x 2 bytes = 625 pages).
 
 Checksums are CRC-32 (zlib's polynomial), computed by ISA-L (python-isal, carry-less multiply:
-about 11 GB/s on a 2.56 MB frame here, against 3.5 GB/s for zlib.crc32, 1.4 GB/s for sha256 and
-0.7 GB/s for blake2b; the same values as zlib.crc32, which is the fallback without isal), and
+several times faster than zlib.crc32 or any cryptographic hash, with the same values as
+zlib.crc32, which is the fallback without isal; bench/bench_movie.py measures them), and
 adequate for what it guards against, a disk or copy that corrupts bytes, not an adversary. The
 name is stored, so a reader follows whatever a shard says.
 """
@@ -42,7 +42,7 @@ import numpy as np
 from duckling.errors import DucklingError
 from duckling.io import read_json, write_json
 
-try:  # ISA-L's CRC-32 releases the GIL and is 3x zlib's; the values are identical
+try:  # ISA-L's CRC-32 releases the GIL and is faster than zlib's; the values are identical
     from isal.isal_zlib import crc32
 except ImportError:  # pragma: no cover - isal is a dependency; zlib gives the same checksums
     from zlib import crc32
@@ -445,7 +445,7 @@ class MovieWriter:
             buf.copy_(w.to(torch.bfloat16), non_blocking=True)  # rounds on the GPU, copies async
             event = torch.cuda.Event()
             event.record(torch.cuda.current_stream(w.device))
-        else:  # .to() rounds to nearest even and is ~3x faster than a converting copy_
+        else:  # .to() rounds to nearest even, and faster than a converting copy_
             buf.copy_(w.to(torch.bfloat16))
         self.last_step = step
         self._work.put(("frame", step, i, event))
@@ -547,15 +547,20 @@ def write_movie(movie_dir, frames: Iterable, shard_frames: int = 128, name: str 
 
 
 # ---- reader ----------------------------------------------------------------------------------
-DIRECT_ALIGN = 4096  # O_DIRECT offsets, lengths and buffers on these boundaries work on every block size
+DIRECT_ALIGN = PAGE  # O_DIRECT offsets, lengths and buffers on these boundaries work on every block size
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 def aligned_frames(n: int, rows: int, d: int) -> tuple[mmap.mmap, int]:
     """(buffer, stride): room for n frames, each starting on a DIRECT_ALIGN boundary of an anonymous
     page-aligned mapping, so FrameReader can read into them with O_DIRECT."""
-    stride = -(-rows * d * 2 // DIRECT_ALIGN) * DIRECT_ALIGN
+    stride = frame_stride(rows, d)
     return mmap.mmap(-1, max(1, n) * stride), stride
+
+
+def frame_stride(rows: int, d: int) -> int:
+    """Bytes between frames held in memory for O_DIRECT reads: a frame rounded up to DIRECT_ALIGN."""
+    return -(-rows * d * 2 // DIRECT_ALIGN) * DIRECT_ALIGN
 
 
 class FrameReader:
@@ -566,8 +571,8 @@ class FrameReader:
     caller's array on DIRECT_ALIGN boundaries, as the writer and aligned_frames lay them out): the
     disk then copies straight into the array, with no page-cache copy, and a 36 GB movie streams
     through without evicting everything else from memory (reading through the page cache of a
-    machine whose memory is full of movie costs more CPU than the copy: measured here, 3.4 ms of
-    system time per 2.56 MB frame against 0.16 ms direct). Otherwise, or if the file system
+    machine whose memory is full of movie costs far more system time than the direct read).
+    Otherwise, or if the file system
     refuses, the same reads go through the page cache, advised as sequential."""
 
     def __init__(self, mv: Movie, direct: bool = True):

@@ -92,8 +92,8 @@ def one_blas_thread():
     """Run the block with every loaded OpenBLAS (numpy's and scipy's) on one thread.
 
     The frame workers are the parallelism; OpenBLAS's own spinning threads beside them are
-    ruinous on a small busy machine (measured: a 7,900 x 128 float64 Gram took 267 ms with
-    OpenBLAS's 2 threads under load, 9.7 ms with one). Linux only; elsewhere a no-op.
+    ruinous on a small busy machine (a Gram matrix an order of magnitude slower under load than
+    on one thread). Linux only; elsewhere a no-op.
     """
     saved = []
     try:
@@ -225,7 +225,7 @@ def _check_sets(sets: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]
     return out
 
 
-def _workers(asked: int | None, T: int, k: int, frame_bytes: int) -> int:
+def _workers(asked: int | None, T: int, k: int, stride: int) -> int:
     """Worker processes for a pass: `asked`, or by default one per core (at most MAX_WORKERS) for a
     movie of PROCESS_MIN_FRAMES or more, none below (starting a process costs about a second);
     never more than the shared memory has room for (Docker gives 64 MB unless --shm-size says)."""
@@ -234,7 +234,6 @@ def _workers(asked: int | None, T: int, k: int, frame_bytes: int) -> int:
         asked = min(cores, MAX_WORKERS) if T >= PROCESS_MIN_FRAMES and cores > 1 else 0
     n = max(0, int(asked))
     room = frames.shared_room()
-    stride = -(-frame_bytes // movie.DIRECT_ALIGN) * movie.DIRECT_ALIGN
     while n and room is not None and frames.slots_needed(k, n) * stride > 0.9 * room:
         n -= 1
     return n
@@ -255,7 +254,7 @@ def compute(mv: movie.Movie, sets: dict[str, np.ndarray], precision: str, k: int
     k = max(1, int(k))
     steps = np.asarray(mv.steps, dtype=np.int64)
     T, d = steps.size, mv.d
-    workers = _workers(workers, T, k, mv.frame_bytes)
+    workers = _workers(workers, T, k, movie.frame_stride(mv.rows, mv.d))  # bytes a ring slot takes
     perm = np.concatenate([sets[s] for s in SETS])
     bounds = np.cumsum([0] + [sets[s].size for s in SETS])
     sizes = {s: int(sets[s].size) for s in SETS}
