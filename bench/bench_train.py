@@ -5,7 +5,11 @@
 Also Duckling without recording, so the recording overhead stands on its own. Tokens are random live
 ids, as in the reference, so only the cost of the step is measured. Writes bench/results/train[-DEVICE].json.
 
-    python bench/bench_train.py [--steps 10 --warmup 3 --device cpu]
+    python bench/bench_train.py [--steps 10 --warmup 3 --rounds 3 --device cpu]
+
+Each variant runs once per round, rounds interleaved (ABC, CBA, ...); the ratios are taken within a
+round and reported as their median and range, so a noisy machine shows as a wide range instead of
+flipping the answer.
 """
 from __future__ import annotations
 
@@ -63,25 +67,37 @@ def reference_tps(device: str, steps: int, warmup: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def spread(xs: list[float]) -> dict:
+    """Median and range of per-round values: the answer, and how far one round could move it."""
+    xs = sorted(xs)
+    return {"median": round(float(np.median(xs)), 3), "min": round(xs[0], 3), "max": round(xs[-1], 3),
+            "rounds": [round(x, 3) for x in xs]}
+
+
 def main() -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every variant (ABC CBA ...)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true", help="also measure Duckling with torch.compile")
     ap.add_argument("--full-run", action="store_true", help="also time a whole 10%% run with recording (GPU)")
     a = ap.parse_args()
     res = {"benchmark": "train", "device": a.device, "machine": machine_info(), "steps": a.steps,
-           "warmup": a.warmup}
+           "warmup": a.warmup, "rounds": a.rounds}
+    variants = {"reference": lambda root: reference_tps(a.device, a.steps, a.warmup),
+                "duckling_recording": lambda root: duckling_tps(root, a.device, a.steps, a.warmup, True, False),
+                "duckling_no_recording": lambda root: duckling_tps(root, a.device, a.steps, a.warmup, False, False)}
+    if a.compile:
+        variants["duckling_recording_compiled"] = lambda root: duckling_tps(root, a.device, a.steps, a.warmup,
+                                                                            True, True)
+    runs: dict[str, list[dict]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as root:
-        # interleave so slow drift of the machine hits both alike
-        res["reference"] = reference_tps(a.device, a.steps, a.warmup)
-        res["duckling_recording"] = duckling_tps(root, a.device, a.steps, a.warmup, True, False)
-        res["duckling_no_recording"] = duckling_tps(root, a.device, a.steps, a.warmup, False, False)
-        if a.compile:
-            res["duckling_recording_compiled"] = duckling_tps(root, a.device, a.steps, a.warmup, True, True)
+        for r in range(a.rounds):  # interleaved, order reversed every other round: drift hits all alike
+            for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+                runs[name].append(variants[name](root))
         if a.full_run:
             cfg = config.build("10pct", run="full", root=root, overrides={"device": a.device, "eval_every": 10**9,
                                                                        "prompts": []})
@@ -90,13 +106,17 @@ def main() -> None:
             marks = []
             train.run(cfg, progress=True, on_step=lambda _: marks.append(time.perf_counter()))
             res["full_10pct_run"] = {"steps": len(marks), "seconds_with_recording": round(marks[-1] - marks[0], 2)}
-    ref = res["reference"]["tokens_per_s"]
-    rec, norec = res["duckling_recording"]["tokens_per_s"], res["duckling_no_recording"]["tokens_per_s"]
-    res["ratio_vs_reference"] = round(rec / ref, 3)
-    res["recording_overhead_pct"] = round(100 * (norec / rec - 1), 2)
+    tps = {k: [x["tokens_per_s"] for x in v] for k, v in runs.items()}
+    res.update({k: {"tokens_per_s": spread(v)} for k, v in tps.items()})
+    # ratios within a round (same minute of the machine's life), then their median across rounds
+    res["ratio_vs_reference"] = spread([d / r for d, r in zip(tps["duckling_recording"], tps["reference"])])
+    res["recording_overhead_pct"] = spread([100 * (n / d - 1) for n, d in
+                                            zip(tps["duckling_no_recording"], tps["duckling_recording"])])
     write_result("train" if a.device == "cpu" else f"train-{a.device.split(':')[0]}", res)
-    print(f"train bench ({a.device}): reference {ref:,.0f} tok/s, duckling+recording {rec:,.0f} tok/s "
-          f"(ratio {res['ratio_vs_reference']}), recording overhead {res['recording_overhead_pct']}%")
+    ratio, over = res["ratio_vs_reference"], res["recording_overhead_pct"]
+    print(f"train bench ({a.device}, {a.rounds} interleaved rounds): duckling+recording / reference = "
+          f"{ratio['median']} (range {ratio['min']}-{ratio['max']}), recording overhead {over['median']}% "
+          f"(range {over['min']}-{over['max']}%)")
 
 
 if __name__ == "__main__":
