@@ -105,10 +105,9 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     N_DEAD natural dead ids, train.json, evals.csv, tokenizer and corpus meta)."""
     from safetensors.numpy import save_file
 
-    from duckling import corpus, tokenizer
+    from duckling import config, corpus, tokenizer
     from duckling.config import Config
     from duckling.io import write_json
-    from duckling.train import train_fingerprint
 
     cfg = Config(run="bench", profile="10pct", root=str(root), max_steps=n_frames - 1)
     cfg.save()
@@ -121,7 +120,7 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     save_file({"dead_mask": tokenizer.dead_mask(cfg.live_vocab, cfg.rows)}, str(cfg.dead_mask_path))
     write_json(cfg.corpus_dir / "meta.json", {"sha256": "bench", "unigram_entropy_nats": 6.5,
                                               "fingerprint": corpus.fingerprint_of(cfg)})
-    write_json(cfg.run_dir / "train.json", {"precision": "fp32", "fingerprint": train_fingerprint(cfg, "bench"),
+    write_json(cfg.run_dir / "train.json", {"precision": "fp32", "fingerprint": config.train_fingerprint(cfg, "bench", "fp32"),
                                             "final_loss": 2.0, "frames": n_frames})
     (cfg.run_dir / "evals.csv").write_text("step,val_loss,val_bpb\n1,3.0,1.2\n")
     return cfg

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from duckling.errors import DucklingError
-from duckling.io import atomic_write_text
+from duckling.io import atomic_write_text, fingerprint
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
 
@@ -347,6 +347,15 @@ def load(run: str, root: str | None = None) -> Config:
     cfg = Config.from_dict({**saved, "root": root}, where=str(path))
     validate(cfg, str(path))
     return cfg
+
+
+def train_fingerprint(cfg: Config, corpus_sha: str, precision: str) -> str:
+    """What a training's outputs depend on: the settings (less those that change only logs, samples
+    or the analysis), the corpus and the resolved precision."""
+    keys = {k: v for k, v in cfg.to_dict().items()
+            if k not in ("root", "run", "threads", "compile", "eval_every", "eval_batches", "prompts",
+                         "sample_tokens", "coherence_window", "test_steps", "checkpoint_every")}
+    return fingerprint({"config": keys, "corpus": corpus_sha, "precision": precision})
 
 
 def differences(saved: Config, cfg: Config) -> list[str]:

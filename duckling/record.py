@@ -35,7 +35,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from duckling import cloud, coherence, compare, cooling, corpus, frames, kernel, lattice, movie, tokenizer
+from duckling import cloud, coherence, compare, config, cooling, corpus, frames, kernel, lattice, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_csv, read_json, up_to_date, write_json
@@ -408,11 +408,9 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
     if not movie.movie_names(cfg.movie_dir):
         raise DucklingError(f"{cfg.movie_dir}: no movie for run {cfg.run}; run `invoke train --run {cfg.run}` "
                             f"(recording on)")
-    from duckling.train import train_fingerprint  # the settings a training depends on, defined once
-
     tj = read_json(tmeta)
     cmeta = corpus.current_meta(cfg)
-    if tj.get("fingerprint") != train_fingerprint(cfg, cmeta["sha256"]):
+    if tj.get("fingerprint") != config.train_fingerprint(cfg, cmeta["sha256"], tj.get("precision", "")):
         raise DucklingError(f"{tmeta}: this training was made with other settings or another corpus than "
                             f"run {cfg.run} has now; run `invoke train --run {cfg.run}` first")
     movie.check_complete(cfg.movie_dir, "W", tj["fingerprint"], np.arange(tj["frames"]) * cfg.record_every,

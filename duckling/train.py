@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from duckling import corpus, movie, tokenizer
+from duckling import config, corpus, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
-from duckling.io import atomic_path, fingerprint, read_csv, read_json, sha256_bytes, write_json
+from duckling.io import atomic_path, read_csv, read_json, sha256_bytes, write_json
 from duckling.model import GPT, phantom_mass_from_grad
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "phantom_mass", "tokens_per_s"]
@@ -172,13 +172,6 @@ class CsvLog:
 
     def close(self) -> None:
         self.f.close()
-
-
-def train_fingerprint(cfg: Config, corpus_sha: str) -> str:
-    keys = {k: v for k, v in cfg.to_dict().items()
-            if k not in ("root", "run", "threads", "compile", "eval_every", "eval_batches", "prompts",
-                         "sample_tokens", "coherence_window", "test_steps", "checkpoint_every")}
-    return fingerprint({"config": keys, "corpus": corpus_sha, "precision": cfg.resolved_precision()})
 
 
 CHECKPOINT_FORMAT = "duckling-checkpoint-1"
@@ -364,7 +357,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     """
     device, precision = cfg.resolved_device(), cfg.resolved_precision()
     cmeta = corpus.current_meta(cfg)
-    fp = train_fingerprint(cfg, cmeta["sha256"])
+    fp = config.train_fingerprint(cfg, cmeta["sha256"], precision)
     summary_path = cfg.run_dir / "train.json"
     if not force and summary_path.exists() and read_json(summary_path).get("fingerprint") == fp:
         if record:
