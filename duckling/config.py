@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from duckling import lattice
 from duckling.errors import DucklingError
 from duckling.io import atomic_write_text, fingerprint
 
@@ -215,7 +216,7 @@ PROFILES: dict[str, dict] = {
     "100pct": {**_HUB, "fraction": 1.00},
 }
 DEFAULT_PROFILE = "10pct"
-PRECISIONS = ("auto", "fp32", "amp-bf16", "pure-bf16")
+PRECISIONS = ("auto", *lattice.PRECISIONS)  # auto: amp-bf16 on CUDA, fp32 on CPU
 FREE = ("threads", "checkpoint_every")  # no stage's outputs depend on these: they may change on a run
 AFTER_CORPUS = ("train", "analyze", "report")  # stages that need an existing run
 
