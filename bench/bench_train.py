@@ -2,7 +2,7 @@
 """Training throughput: Duckling's step with W recorded every step, against the plain eager loop of
 ../shared/bench/reference_train.py (same model, same batch, no recording), measured in one run.
 
-Also Duckling without recording, so the recording overhead stands on its own. Tokens are random live
+Also Duckling without recording and without the forces log, so each overhead stands on its own. Tokens are random live
 ids, as in the reference, so only the cost of the step is measured. Writes bench/results/train[-DEVICE].json.
 
     python bench/bench_train.py [--steps 10 --warmup 3 --rounds 3 --device cpu]
@@ -27,7 +27,7 @@ from safetensors.numpy import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, write_result
 
-from duckling import config, corpus, train
+from duckling import config, corpus, tokenizer, train
 from duckling.io import write_json
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_train.py"
@@ -42,16 +42,18 @@ def fake_corpus(cfg) -> None:
     cfg.corpus_dir.mkdir(parents=True, exist_ok=True)
     save_file({"train": train_ids, "val": val, "counts": counts}, str(cfg.corpus_dir / "tokens.safetensors"))
     write_json(cfg.tokenizer_dir / "meta.json", {"tokenizer_sha256": "random"})
+    save_file({"dead_mask": tokenizer.dead_mask(cfg.live_vocab, cfg.rows)}, str(cfg.dead_mask_path))
     write_json(cfg.corpus_dir / "meta.json", {"sha256": "random", "val_tokens": int(val.size),
                                               "val_bytes": int(val.size) * 4, "unigram_entropy_nats": 0.0,
                                               "fingerprint": corpus.fingerprint_of(cfg)})
 
 
-def duckling_tps(root: str, device: str, steps: int, warmup: int, record: bool, compile_: bool) -> dict:
+def duckling_tps(root: str, device: str, steps: int, warmup: int, record: bool, compile_: bool,
+                 log_forces: bool = True) -> dict:
     n = steps + warmup
-    cfg = config.build("demo", run=f"bench-{record}-{compile_}", root=root, overrides={
+    cfg = config.build("demo", run=f"bench-{record}-{compile_}-{log_forces}", root=root, overrides={
         "max_steps": n, "device": device, "eval_every": 10**9, "checkpoint_every": 10**9, "compile": compile_,
-        "prompts": []})
+        "prompts": [], "log_forces": log_forces})
     cfg.save()
     fake_corpus(cfg)
     marks = []  # the loop's clock after each step; the final eval, checkpoint and samples come after
@@ -89,7 +91,8 @@ def main() -> None:
            "warmup": a.warmup, "rounds": a.rounds}
     variants = {"reference": lambda root: reference_tps(a.device, a.steps, a.warmup),
                 "duckling_recording": lambda root: duckling_tps(root, a.device, a.steps, a.warmup, True, False),
-                "duckling_no_recording": lambda root: duckling_tps(root, a.device, a.steps, a.warmup, False, False)}
+                "duckling_no_recording": lambda root: duckling_tps(root, a.device, a.steps, a.warmup, False, False),
+                "duckling_no_forces": lambda root: duckling_tps(root, a.device, a.steps, a.warmup, True, False, False)}
     if a.compile:
         variants["duckling_recording_compiled"] = lambda root: duckling_tps(root, a.device, a.steps, a.warmup,
                                                                             True, True)
@@ -112,11 +115,13 @@ def main() -> None:
     res["ratio_vs_reference"] = spread([d / r for d, r in zip(tps["duckling_recording"], tps["reference"])])
     res["recording_overhead_pct"] = spread([100 * (n / d - 1) for n, d in
                                             zip(tps["duckling_no_recording"], tps["duckling_recording"])])
+    res["forces_overhead_pct"] = spread([100 * (n / d - 1) for n, d in
+                                         zip(tps["duckling_no_forces"], tps["duckling_recording"])])
     write_result("train" if a.device == "cpu" else f"train-{a.device.split(':')[0]}", res)
     ratio, over = res["ratio_vs_reference"], res["recording_overhead_pct"]
     print(f"train bench ({a.device}, {a.rounds} interleaved rounds): duckling+recording / reference = "
           f"{ratio['median']} (range {ratio['min']}-{ratio['max']}), recording overhead {over['median']}% "
-          f"(range {over['min']}-{over['max']}%)")
+          f"(range {over['min']}-{over['max']}%), forces overhead {res['forces_overhead_pct']['median']}%")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class Config:
 
     # recording, evaluation, checkpoints
     record_every: int = 1
+    log_forces: bool = True  # runs/<run>/forces.npy: the forces on each token set, every step (duckling/forces.py)
     shard_frames: int = 128
     eval_every: int = 50
     eval_batches: int = 8

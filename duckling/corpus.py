@@ -270,6 +270,21 @@ def current_meta(cfg: Config) -> dict:
     return meta
 
 
+COUNT_BINS = ((1, 1), (2, 3), (4, 10), (11, 100), (101, 1000), (1001, None))  # train count, inclusive
+
+
+def count_bins(counts: np.ndarray, separator_id: int) -> dict[str, np.ndarray]:
+    """The live ids (separator aside) by their count in the train stream: seen_1, seen_2-3, ...,
+    seen_1001+; the natural dead (count 0) are the bin below."""
+    ids = np.arange(counts.size)
+    out = {}
+    for lo, hi in COUNT_BINS:
+        name = f"seen_{lo}" if lo == hi else f"seen_{lo}+" if hi is None else f"seen_{lo}-{hi}"
+        keep = (counts >= lo) & (counts <= (hi if hi is not None else counts.max(initial=0)))
+        out[name] = ids[keep & (ids != separator_id)]
+    return out
+
+
 def natural_dead(counts: np.ndarray, separator_id: int) -> np.ndarray:
     """The natural dead tokens: live ids other than the separator that never occur in the train
     stream (`counts` are per live id)."""

@@ -125,6 +125,13 @@ def ulp(bits) -> np.ndarray:
     return _ULP_TABLE32[(b >> 7) & 0xFF]
 
 
+def predicted_frozen(bits, update) -> np.ndarray:
+    """Whether an update keeps a coordinate's bf16 value: |update| < ulp(w) / 2, with ulp as above
+    (round to nearest lands back on w). At a power of two a downward update of more than a quarter
+    of the upward ULP leaves the cell below, which this rule does not see: a prediction, not a count."""
+    return np.abs(np.asarray(update, dtype=np.float32)) < ulp(bits) / 2
+
+
 def ulp_displacement(bits_prev, bits_now) -> tuple[np.ndarray, np.ndarray]:
     """Per token, displacement in units of the local ULP at the previous value:
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from duckling import config, corpus, movie, tokenizer
+from duckling import config, corpus, forces, movie, tokenizer
 from duckling.config import Config
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, read_csv, read_json, sha256_bytes, write_json
@@ -214,7 +214,7 @@ def check_movie(cfg: Config, fp: str, frames: int) -> None:
 
 
 def _clear(cfg: Config) -> None:
-    for name in ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv"):
+    for name in ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv", forces.FILE):
         (cfg.run_dir / name).unlink(missing_ok=True)
     movie.truncate(cfg.movie_dir, -1)
 
@@ -292,9 +292,9 @@ class StepLog:
 
 
 def train_step(cfg: Config, model: GPT, fwd, opt, xy: tuple, lr: float, slot: torch.Tensor, device: str,
-               precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+               precision: str, step: int, pull: forces.Forces | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step (forward through `fwd`: the model, or its compiled self); the phantom
-    softmax mass lands in slot[2]. Returns (loss, grad norm)."""
+    softmax mass lands in slot[2], the forces on the token sets in `pull`. Returns (loss, grad norm)."""
     for g in opt.param_groups:
         g["lr"] = lr
     x, y = xy
@@ -305,17 +305,23 @@ def train_step(cfg: Config, model: GPT, fwd, opt, xy: tuple, lr: float, slot: to
     loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if pull is not None:
+        pull.before_step(model.W_out.grad, model.W_out)
     gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
     opt.step()
+    if pull is not None:
+        pull.after_step(step, model.W_out, opt, lr, cfg.weight_decay if cfg.decay_embeddings else 0.0)
     if precision == "pure-bf16":
         round_to_bf16_(model)
     return loss, gnorm
 
 
-def checkpoint(cfg: Config, model: GPT, opt, writers: dict, step: int, fp: str) -> None:
-    """The movie on disk up to `step`, then the state to resume from it."""
+def checkpoint(cfg: Config, model: GPT, opt, writers: dict, step: int, fp: str, pull) -> None:
+    """The movie and the forces on disk up to `step`, then the state to resume from it."""
     for w, _ in writers.values():
         w.flush()
+    if pull is not None:
+        pull.sync()
     save_checkpoint(cfg.run_dir / "checkpoint.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                                     "step": step, "rng_cpu": torch.get_rng_state(), "fingerprint": fp})
 
@@ -382,12 +388,20 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     fwd = torch.compile(model) if cfg.compile else model  # training steps only; eval and samples stay eager
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
     log, writers = StepLog(cfg, start, device, bar), {}
+    pull = None
+    if cfg.log_forces:
+        sets = {"phantom": np.flatnonzero(tokenizer.load_dead_mask(cfg)),
+                "natural_dead": corpus.natural_dead(data["counts"][: cfg.live_vocab], cfg.separator_id),
+                **corpus.count_bins(data["counts"][: cfg.live_vocab], cfg.separator_id)}
+        pull = forces.Forces(cfg.run_dir, sets, cfg.rows, cfg.d_model, cfg.steps, start == 0, device, LOG_EVERY)
+        model.ln_f.register_forward_hook(pull.hook)
     t_start, failed, step, saved = time.perf_counter(), True, start, start
     try:
         writers = open_movies(cfg, model, start, fp, precision) if record else {}
         for step in range(start, cfg.steps):
             lr = lr_at(cfg, step)
-            loss, gnorm = train_step(cfg, model, fwd, opt, batches.get(step), lr, log.slot(), device, precision)
+            loss, gnorm = train_step(cfg, model, fwd, opt, batches.get(step), lr, log.slot(), device, precision,
+                                     step + 1, pull)
             done = step + 1
             log.add(done, lr, loss, gnorm)
             if on_step is not None:
@@ -399,11 +413,13 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
             is_ckpt = done % cfg.checkpoint_every == 0 or done == cfg.steps
             if len(log.pending) == LOG_EVERY or is_eval or is_ckpt:
                 log.flush()
+                if pull is not None:
+                    pull.flush()
             if is_eval:
                 vl = evaluate(model, vbatches, device, precision)
                 log.evals.write([[done, repr(vl), repr(vl * bpb_scale)]])
             if is_ckpt:
-                checkpoint(cfg, model, opt, writers, done, fp)
+                checkpoint(cfg, model, opt, writers, done, fp, pull)
                 saved = done
         failed = False
     except OSError as e:
@@ -412,7 +428,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
         raise disk_full(cfg, e, step, saved, len(writers)) from None
     finally:
         bar.close()
-        for f in (*(w for w, _ in writers.values()), log):  # a failed run has its own error to show
+        for f in (*(w for w, _ in writers.values()), log, *([pull] if pull else [])):  # keep a failure's own error
             with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
                 f.close()
     if device.startswith("cuda"):

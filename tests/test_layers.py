@@ -14,7 +14,7 @@ MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
 METRICS = {"lattice", "cloud", "cooling", "coherence", "compare"}
 ANALYSIS = {"record", "kernel", "frames"}
 BOOK = {"report", "plots"}
-TRAINING = {"train", "model"}
+TRAINING = {"train", "model", "forces"}
 
 
 def imports(module: str) -> set[str]:

@@ -149,6 +149,7 @@ def test_killed_training_resumes_bit_identical(root, gpt2_dir):
     strip = lambda rs: [(r["step"], r["loss"], r["lr"], r["grad_norm"], r["phantom_mass"]) for r in rs]
     assert strip(rows(ref.run_dir / "metrics.csv")) == strip(rows(cfg.run_dir / "metrics.csv"))
     assert rows(ref.run_dir / "evals.csv") == rows(cfg.run_dir / "evals.csv")
+    assert (ref.run_dir / "forces.npy").read_bytes() == (cfg.run_dir / "forces.npy").read_bytes()
     assert train.read_csv(cfg.run_dir / "metrics.csv")["step"].size == cfg.steps
     assert not list(cfg.movie_dir.glob(".*tmp*"))
 
