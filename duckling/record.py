@@ -35,7 +35,8 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from duckling import cloud, coherence, compare, config, cooling, corpus, frames, kernel, lattice, movie, tokenizer
+from duckling import (cloud, coherence, compare, config, cooling, corpus, detector, frames, kernel, lattice, movie,
+                      tokenizer)
 from duckling.config import Config
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_csv, read_json, up_to_date, write_json
@@ -427,7 +428,8 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
         raise DucklingError(f"{cfg.movie_dir}: frames are {mv.rows} x {mv.d}, run {cfg.run} has {cfg.rows} x "
                             f"{cfg.d_model}; retrain with `invoke train --run {cfg.run} --force`")
 
-    sets = token_sets(cfg, corpus.load(cfg)["counts"], tokenizer.load_dead_mask(cfg))
+    counts = corpus.load(cfg)["counts"][: cfg.live_vocab]
+    sets = token_sets(cfg, counts, tokenizer.load_dead_mask(cfg))
     precision = tj["precision"]
     series, summ = compute(mv, sets, precision, k=cfg.coherence_window, n_test_steps=cfg.test_steps,
                            progress=progress, verify=verify, workers=workers, desc=f"analyze {cfg.run}")
@@ -440,6 +442,7 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
         **{key: summ[key] for key in ("fimbulwinter", "cooling", "velocity_trend", "coherence", "drift_plane",
                                       "compare")},
         "learning": _learning(cfg, cmeta, tj), "lifecycle": summ["lifecycle"], "pass": summ["pass"],
+        "detector": detector_over_time(mv, sets["phantom"], counts, cfg.separator_id, cfg.test_steps * 2),
         "definitions": {key: inspect.getdoc(f) or "" for key, f in DEFINED.items()},
     }
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as f:
@@ -450,6 +453,21 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
     print(f"analyze: {summ['frames']} frames in {p['seconds']:.1f}s ({p['frames_per_s']:.0f}/s), sets "
           f"{', '.join(f'{s} {n[s]}' for s in SETS)}; phantom verdict: {verdict} -> {cfg.record_dir}")
     return record
+
+
+def detector_over_time(mv: movie.Movie, phantom: np.ndarray, counts: np.ndarray, separator_id: int,
+                       n: int) -> dict:
+    """detector.score at n log-spaced frames (and the last): how well W alone finds the natural dead
+    tokens among the live ones, the phantom rows as the known unused reference."""
+    live = np.setdiff1d(np.arange(counts.size), [separator_id])
+    idx = np.unique(np.append(test_step_indices(mv.steps, n), len(mv) - 1))
+    rows = [detector.score(lattice.to_float32(mv.frame(int(mv.steps[i]))), phantom, live, counts[live])
+            for i in idx]
+    k = rows[0]["k"] if rows else 0
+    out = {"steps": mv.steps[idx].tolist(), "k": k, "base_rate": k / max(1, live.size)}  # precision by chance
+    for kind in ("raw", "pc_removed"):
+        out[kind] = {m: [r[kind][m] for r in rows] for m in ("auc", "precision_at_k", "spearman_count")}
+    return out
 
 
 def _jsonable(o):

@@ -11,7 +11,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "duckling"
 MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
-METRICS = {"lattice", "cloud", "cooling", "coherence", "compare"}
+METRICS = {"lattice", "cloud", "cooling", "coherence", "compare", "detector"}
 ANALYSIS = {"record", "kernel", "frames"}
 BOOK = {"report", "plots"}
 TRAINING = {"train", "model", "forces"}
