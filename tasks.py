@@ -15,7 +15,7 @@ from duckling.errors import DucklingError
 
 RUN_HELP = {
     "profile": "smoke, demo (offline), 10pct (default when the hub is reachable), 50pct, 100pct",
-    "run": "run name (default: the profile's name); an existing run reuses its saved config",
+    "run": "run name (default: the profile's name, plus -fF with --fraction F); an existing run reuses its saved config",
     "fraction": "Chinchilla fraction of the token budget, on top of the profile",
     "set": "override one config field, NAME=VALUE (repeatable), e.g. --set precision=pure-bf16",
     "force": "redo the stage even if its outputs are up to date",
@@ -88,6 +88,14 @@ def bench(c, only=""):
     from duckling.benchmarks import run_all
 
     raise Exit(code=run_all(only))
+
+
+@task(help={"max_children": "mutants tested side by side (default 2)"})
+def mutants(c, max_children=2):
+    """Mutation testing of the answer layer (mutmut; slow): score and survivors to bench/results/mutants.json."""
+    from duckling.benchmarks import BENCH
+
+    raise Exit(code=subprocess.call([sys.executable, str(BENCH / "mutants.py"), "--max-children", str(max_children)]))
 
 
 @task(help={"run": "the run whose outputs to delete (default: every run)", "yes": "do not ask"})

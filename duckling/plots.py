@@ -504,30 +504,31 @@ def speed_distributions(series: dict, summary: dict) -> Plot:
 
 
 # ---- comparison chapter: several runs --------------------------------------------------------
-def _runs_legend(fig, runs) -> None:
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=RUN_COLORS[i % len(RUN_COLORS)], ls=RUN_STYLES[i % len(RUN_STYLES)], label=r)
-               for i, r in enumerate(runs)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(runs), 4), frameon=False)
-
-
 def overlay_regimes(records: list[tuple[str, dict, dict]], S: str = "phantom") -> Plot:
     """Regime fractions of one set for several runs: one panel per regime, one line per run."""
-    fig, ax = _figure(1, 5, width=13.0, height=3.3, sharey=True)
+    # two rows of three at the page's width (one row of five is unreadable once scaled to a page);
+    # the sixth panel holds the legend
+    fig, ax = _figure(2, 3, width=9.0, height=5.6, sharey=True)
+    panels = ax.ravel()
     for i, (_run, series, _summary) in enumerate(records):
         if not present(series, S):
             continue
         steps = series["steps"]
         late = _late(steps)
-        for j, a in enumerate(ax[0][: len(REGIMES)]):
+        for j, a in enumerate(panels[: len(REGIMES)]):
             a.plot(steps[late], series[f"{S}/regimes"][late, j], color=RUN_COLORS[i % len(RUN_COLORS)],
                    ls=RUN_STYLES[i % len(RUN_STYLES)], lw=1.4)
-    for a, r in zip(ax[0], REGIMES):
+    for a, r in zip(panels, REGIMES):
         a.set(title=REGIME_LABELS[r], xscale="log", xlabel="step", ylim=(-0.02, 1.02))
-        a.title.set_fontsize("small")
-    ax[0, 0].set_ylabel(f"fraction of {LABELS[S]} tokens")
-    _runs_legend(fig, [r for r, _, _ in records])
+    for a in ax[:, 0]:
+        a.set_ylabel(f"fraction of {LABELS[S]} tokens")
+    from matplotlib.lines import Line2D
+
+    key = panels[-1]
+    key.axis("off")
+    key.legend(handles=[Line2D([], [], color=RUN_COLORS[i % len(RUN_COLORS)], ls=RUN_STYLES[i % len(RUN_STYLES)],
+                               lw=1.4, label=r) for i, (r, _, _) in enumerate(records)],
+               title="run", loc="center", frameon=False)
     return Plot(fig, f"Lattice regime fractions of the {LABELS[S]} tokens, one line per run (log step axis).")
 
 

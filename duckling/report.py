@@ -1,9 +1,10 @@
 """The report stage: render The Duckling Record, a book of executable chapters in report/.
 
-Chapters are Jupyter percent-format scripts listed in report/_quarto.yml. With Quarto available
-(`quarto` on PATH or the quarto-cli Python package) the book renders to HTML and PDF (Typst);
-otherwise each chapter is executed with nbclient and exported with nbconvert to standalone HTML
-pages joined by an index. Either way the output replaces report/_output/<run>/ only when complete.
+Chapters are Jupyter percent-format scripts listed in report/_quarto.yml. Each is executed once, in
+one kernel (nbclient); the executed notebooks are then rendered by Quarto (`quarto` on PATH or the
+quarto-cli Python package) into an HTML book and a PDF (Typst), or, without Quarto, by nbconvert into
+standalone HTML pages joined by an index. Either way the output replaces report/_output/<run>/ only
+when complete, and a render's scratch folders are removed by the next render if it was killed.
 
 Chapters read their run through `context()`, which follows the environment that `render` sets:
 DUCKLING_RUN, DUCKLING_ROOT and, for the comparison chapter, DUCKLING_RUNS (comma-separated).
@@ -34,6 +35,7 @@ from duckling.io import fingerprint, read_csv, read_json, sha256_file, write_jso
 REPO = Path(__file__).resolve().parents[1]
 COMPARE_CHAPTER = "09-compare.py"
 STAMP = ".render.json"
+FIGURE = "duckling/figure"  # output metadata key of a figure shown by show()
 ENGINES = ("auto", "quarto", "fallback")
 CELL_TIMEOUT = 900  # seconds; a chapter of the 100% run reads a ~14k-frame Record
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -129,9 +131,102 @@ def table(header: list[str], rows: list[list]) -> str:
     """A Markdown pipe table; cells are shown with fmt() unless already strings."""
     def cell(v):
         return (v if isinstance(v, str) else fmt(v)).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    body = [[cell(v) for v in r] for r in rows]
+    # Pandoc sizes the columns of a wide table (a row over 72 characters) by the dashes under the header:
+    # as many as the column's widest cell (up to 48: longer text wraps), at least its header's longest
+    # word (headers wrap between words), so a 64-digit hash gets the room it needs and no label collides
+    dashes = [max(3, *(len(w) + 1 for w in h.split()), min(48, max((len(r[i]) + 1 for r in body), default=0)))
+              for i, h in enumerate(header)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("-" * n for n in dashes) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(lines)
+
+
+_SPACE = re.compile(r"\bR\^(\w+|\{\w+\})")
+
+
+def math(text: str) -> str:
+    """Plain text with the space R^d (or R^32) written as math."""
+    return _SPACE.sub(lambda m: rf"$\mathbb{{R}}^{{{m.group(1).strip('{}')}}}$", text)
+
+
+# ---- a docstring as text and math (the Methods chapter's definitions) ---------------------------
+_PROSE = [(">=", "≥"), ("<=", "≤"), ("!=", "≠"), ("+-", "±"), ("->", "→"), ("**", "^"), (" * ", " × ")]
+_FUNCS = {"max": r"\max", "min": r"\min", "ln": r"\ln", "log": r"\log", "exp": r"\exp", "cos": r"\cos",
+          "trace": r"\operatorname{trace}", "ulp": r"\operatorname{ulp}", "atan2": r"\operatorname{atan2}"}
+
+
+def _braced(f: str, opener: str, head: str) -> str:
+    r"""opener( ... ) -> head{ ... }, parentheses balanced (sqrt(x) -> \sqrt{x}, ^(x) -> ^{x})."""
+    while (i := f.find(opener + "(")) >= 0:
+        depth, j = 0, i + len(opener)
+        for j in range(i + len(opener), len(f)):
+            depth += {"(": 1, ")": -1}.get(f[j], 0)
+            if depth == 0:
+                break
+        f = f[:i] + head + "{" + f[i + len(opener) + 1:j] + "}" + f[j + 1:]
+    return f
+
+
+def _tex(formula: str) -> str:
+    r"""One ASCII formula as TeX: sqrt, sums, powers, relations; one-letter names italic, longer ones
+    upright (l_max -> l_{\max}, r_ij -> r_{ij}, n_moving -> n_{\mathrm{moving}})."""
+    f = _braced(_braced(formula.replace("**", "^"), "sqrt", "\x00sqrt"), "^", "^")
+    for a, b in (("!=", "\x00ne "), (">=", "\x00ge "), ("<=", "\x00le "), (" * ", " \x00cdot "), ("~", "\x00approx ")):
+        f = f.replace(a, b)
+
+    def name(m):
+        base, sub = m.group(1), m.group(2) or m.group(3)
+        head = (r"\sum" if base == "sum" else _FUNCS.get(base) or
+                (base if len(base) == 1 else r"\text{" + base + "}"))
+        if sub:
+            sub = _FUNCS.get(sub) or (sub if len(sub) <= 2 else r"\mathrm{" + sub + "}")
+            head += "_{" + sub + "}"
+        return head.replace("\\", "\x00")
+    f = re.sub(r"(?<![\x00\w])([A-Za-z][A-Za-z0-9]*)(?:_(?:\{([A-Za-z0-9]+)\}|([A-Za-z0-9]+)))?(?![A-Za-z0-9])",
+               name, f)
+    f = re.sub(r"\x00text\{([^}]*)\} \x00text\{", "\x00text{\\1 ", f)  # "effective dimension"
+    return f.replace("\x00", "\\")
+
+
+def _prose(text: str) -> str:
+    for a, b in _PROSE:
+        text = text.replace(a, b)
+    return math(re.sub(r"([\\`*_\[\]<>#$|])", r"\\\1", text))
+
+
+def definition(doc: str) -> str:
+    """A metric's docstring as Markdown: paragraphs reflowed as text, formula lines (indented 4) as display
+    math, aligned rule lines (indented 2: `name  condition`) as a list."""
+    import inspect
+
+    out = []
+    for block in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
+        lines = block.splitlines()
+        if all(ln.startswith("    ") for ln in lines):
+            for ln in lines:
+                parts = re.split(r"\s{3,}", ln.strip().rstrip(".,"))
+                tex = [_tex(p.rstrip(",")) if not p.startswith(("with ", "i.e.")) else rf"\text{{{p}}}"
+                       for p in parts]
+                out.append("$$" + r",\qquad ".join(tex) + "$$")
+            continue
+        para = []
+        for ln in lines:
+            m = re.match(r"^  (\S.*?)\s{2,}(\S.*)$", ln)
+            if m:
+                if para:
+                    out.append(_prose(" ".join(para)))
+                    para = []
+                item = f"- *{_prose(m.group(1).strip(chr(34)))}*: {_prose(m.group(2))}"
+                if out and out[-1].startswith("- "):  # one list: items on consecutive lines
+                    out[-1] += "\n" + item
+                else:
+                    out.append(item)
+            else:
+                para.append(ln.strip())
+        if para:
+            out.append(_prose(" ".join(para)))
+    return "\n\n".join(out)
 
 
 def md(text: str) -> None:
@@ -140,18 +235,29 @@ def md(text: str) -> None:
     display(Markdown(text))
 
 
-def show(plot) -> None:
-    """Display a plots.Plot as a PNG (150 dpi) with its caption below it."""
-    from IPython.display import Image, Markdown, display
+def code(v) -> str:
+    """A value as inline code for a table cell; an empty value as *empty* (an empty code span breaks the table)."""
+    s = str(v)
+    if not s:
+        return "*empty*"
+    fence = "``" if "`" in s else "`"
+    return f"{fence}{s}{fence}"
+
+
+def show(plot, label: str) -> None:
+    """Display a plots.Plot as one figure: a PNG (150 dpi) carrying its label and caption.
+
+    One figure per cell. The engines turn it into a numbered figure: Quarto through the cell's
+    `label`/`fig-cap` options, the fallback with a caption line below the image. label: fig-NAME,
+    unique in the book, for cross-references (@fig-NAME in the chapter's markdown)."""
+    from IPython.display import Image, display
 
     from duckling import plots
 
-    # fallback pages size images like a 96-dpi screen (CSS caps them at the page width); Quarto sizes
-    # them itself (HTML: page width; Typst: the PNG's own 150 dpi)
-    fallback = os.environ.get("DUCKLING_RENDERER", "").startswith("fallback")
-    width = round(plot.fig.get_figwidth() * 96) if fallback else None
-    display(Image(data=plots.png(plot), width=width))
-    display(Markdown(f"*{plot.caption}*"))
+    if not re.fullmatch(r"fig-[a-z0-9-]+", label):
+        raise DucklingError(f"figure label {label!r}: use fig- and lowercase letters, digits or dashes")
+    display(Image(data=plots.png(plot)), metadata={FIGURE: {
+        "label": label, "caption": plot.caption, "width_in": float(plot.fig.get_figwidth())}})
     plot.fig.clear()
 
 
@@ -205,7 +311,8 @@ def _inputs(cfg: Config) -> list[Path]:
 
 def _fingerprint(cfgs: list[Config], source: Path, names: list[str], engine: str) -> str:
     files = [p for c in cfgs for p in _inputs(c)]
-    files += [source / n for n in names] + [source / "_quarto.yml", Path(__file__), Path(__file__).with_name("plots.py")]
+    files += [source / n for n in names] + [p for p in sorted(source.iterdir()) if p.is_file() and p.suffix != ".py"]
+    files += [Path(__file__), Path(__file__).with_name("plots.py")]
     return fingerprint({"files": {str(p): sha256_file(p) if p.exists() else None for p in files},
                         "engine": engine, "runs": [c.run for c in cfgs],
                         "image": os.environ.get("DUCKLING_IMAGE_VERSION", "")})
@@ -233,6 +340,8 @@ def render(cfg: Config, force: bool = False, compare: list[str] | None = None, e
 
     compare: other runs to overlay in a comparison chapter (included when there are two runs or more).
     engine: auto (Quarto when available), quarto, or fallback; default from DUCKLING_REPORT_ENGINE.
+    Either way each chapter is executed once (nbclient); the engine only turns the executed notebooks
+    into pages: Quarto into an HTML book and a PDF (Typst), the fallback into HTML pages (nbconvert).
     """
     engine = engine or os.environ.get("DUCKLING_REPORT_ENGINE", "auto")
     if engine not in ENGINES:
@@ -248,31 +357,41 @@ def render(cfg: Config, force: bool = False, compare: list[str] | None = None, e
         _check_inputs(c)
     source = source_dir(cfg)
     names = chapters(source, compare=len(run_names) > 1)
-    out = cfg.report_dir
+    out = cfg.report_dir.resolve()  # absolute: Quarto runs in another working directory
     fp = _fingerprint(cfgs, source, names, engine)
     stamp = out / STAMP
-    if not force and (out / "index.html").exists() and stamp.exists() and read_json(stamp).get("fingerprint") == fp:
-        print(f"report: up to date, skipped ({out / 'index.html'}; use --force to re-render)")
-        return out / "index.html"
-
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{cfg.run}.tmp-", dir=out.parent))
-    try:
+    sweep(out.parent)
+    if not force and (out / "index.html").exists() and stamp.exists() and read_json(stamp).get("fingerprint") == fp:
+        print(f"report: up to date, skipped ({_shown(out / 'index.html')}; use --force to re-render)")
+        return cfg.report_dir / "index.html"
+
+    with _scratch(out.parent, f".{cfg.run}.tmp-") as work:
         env = _env(cfg, run_names, work, _engine_label(engine, quarto))
         build = work / "out"
+        nbs = _execute(source, names, work, env, progress)
         if engine == "quarto":
-            _render_quarto(quarto, source, names, work, build, env, progress, log=cfg.run_dir / "quarto.log")
+            _render_quarto(quarto, source, nbs, work, build, progress, log=cfg.run_dir / "quarto.log")
         else:
-            _render_fallback(source, names, work, build, env, progress)
+            _render_fallback(nbs, build, env["DUCKLING_RUN"])
+        (build / "notebooks").mkdir(exist_ok=True)
+        for name, nb in nbs:
+            write_notebook(nb, build / "notebooks" / f"{Path(name).stem}.ipynb")
         write_json(build / STAMP, {"fingerprint": fp, "engine": engine, "runs": run_names, "chapters": names})
         _replace(build, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     pdfs = sorted(out.glob("*.pdf"))
     how = f"Quarto HTML + PDF {pdfs[0].name}" if pdfs else (
         "Quarto HTML" if engine == "quarto" else "fallback HTML; install Quarto for PDF")
     print(f"report: {len(names)} chapters -> {_shown(out / 'index.html')} ({how})")
-    return out / "index.html"
+    return cfg.report_dir / "index.html"
+
+
+def write_notebook(nb, path: Path) -> None:
+    import nbformat
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
 
 
 def _engine_label(engine: str, quarto: str | None) -> str:
@@ -305,62 +424,237 @@ def _replace(build: Path, out: Path) -> None:
 
 
 def _last_line(text: str) -> str:
+    """The line that says what went wrong: Quarto's ERROR line, else the exception, else the last line."""
     lines = [ln.strip() for ln in _ANSI.sub("", text).splitlines() if ln.strip()]
     errs = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", ln)]
-    return (errs or lines or ["(no output)"])[-1]
+    quarto = [ln[len("ERROR:"):].strip() for ln in lines if ln.startswith("ERROR:")]
+    return (errs or quarto or lines or ["(no output)"])[-1]
+
+
+# ---- scratch folders: owned by a live process, or swept ------------------------------------------
+OWNER = ".owner"  # inside each scratch folder, flock-ed by the process that made it for its lifetime
+KERNEL_PREFIX = "duckling-kernel-"
+_SWEPT = (".*.tmp-*", ".*.old-*")  # in report/_output/: renders in progress, replaced outputs
+
+
+@contextlib.contextmanager
+def _scratch(parent: Path, prefix: str):
+    """A fresh folder under parent, removed on exit; while it exists this process holds its owner lock,
+    so a later render can tell a folder left by a killed one (lock free) from a live one's."""
+    import fcntl
+
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent)).resolve()
+    with open(path / OWNER, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _orphaned(path: Path) -> bool:
+    """True if no live process owns the scratch folder (a killed render left it)."""
+    import fcntl
+    import time
+
+    lock = path / OWNER
+    try:
+        with open(lock) as f:
+            # a folder made a moment ago may not hold its lock yet
+            if time.time() - os.fstat(f.fileno()).st_mtime < 2:
+                return False
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False  # its owner is alive
+            return True
+    except FileNotFoundError:  # killed before it took its lock, or a replaced output mid-removal
+        with contextlib.suppress(FileNotFoundError):
+            return time.time() - path.stat().st_mtime > 60
+        return False
+
+
+def sweep(output_dir: Path) -> list[Path]:
+    """Remove what killed renders left: their folders in output_dir and their kernels' socket folders in
+    the temp folder, but only those no live process owns. Returns what was removed."""
+    found = [p for pat in _SWEPT for p in output_dir.glob(pat)]
+    found += Path(tempfile.gettempdir()).glob(f"{KERNEL_PREFIX}*")
+    gone = [p for p in found if p.is_dir() and not p.is_symlink() and _orphaned(p)]
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+
+# ---- execution: every chapter once, one kernel ----------------------------------------------------
+def _execute(source: Path, names: list[str], work: Path, env: dict, progress: bool) -> list[tuple[str, object]]:
+    """Execute the chapters in book order; return (name, executed notebook) with the chapters' own
+    markdown untouched, for either engine to render."""
+    import jupytext
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from tqdm.auto import tqdm
+
+    kernels = work / "kernels"
+    _kernelspec(kernels, "duckling-python", env)
+    ksm = KernelSpecManager(kernel_dirs=[str(kernels)], ensure_native_kernel=False)
+    done = []
+    # One kernel for the whole book, its namespace wiped before each chapter: chapters stay
+    # independent without paying interpreter start-up and imports once per chapter.
+    # IPC sockets, not TCP (ipykernel warns about unencrypted TCP), in a short path: socket paths are
+    # limited to ~100 characters and the work folder can sit deep in a checkout
+    with _scratch(Path(tempfile.gettempdir()), KERNEL_PREFIX) as sockets:
+        km = KernelManager(kernel_name="duckling-python", kernel_spec_manager=ksm, transport="ipc",
+                           ip=str(sockets / "k"))
+        km.start_kernel(cwd=str(work))
+        try:
+            for name in tqdm(names, desc="report", unit="chapter", disable=not progress):
+                nb = jupytext.read(source / name, fmt="py:percent")
+                nb.metadata["kernelspec"] = {"name": "duckling-python", "display_name": "Python 3 (duckling)",
+                                             "language": "python"}
+                nb.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))
+                client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, allow_errors=False)
+                try:
+                    client.execute()
+                except CellExecutionError as e:
+                    raise DucklingError(f"report: chapter {name} failed: {_last_line(str(e))}") from None
+                except DeadKernelError as e:
+                    raise DucklingError(f"report: chapter {name} failed: the kernel died ({e})") from None
+                finally:
+                    if client.kc is not None:
+                        client.kc.stop_channels()
+                del nb.cells[0]
+                done.append((name, nb))
+        finally:
+            with contextlib.suppress(Exception):
+                km.shutdown_kernel(now=True)
+    return done
+
+
+def _figures(nb) -> list[tuple[object, dict]]:
+    """(cell, figure metadata) for each cell that shows a figure; one figure per cell."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        figs = [o.metadata[FIGURE] for o in cell.outputs if FIGURE in o.get("metadata", {})]
+        if len(figs) > 1:
+            raise DucklingError(f"report: a cell shows {len(figs)} figures ({', '.join(f['label'] for f in figs)}); "
+                                "give each show() its own cell")
+        if figs:
+            found.append((cell, figs[0]))
+    return found
+
+
+def _pages_only(nb):
+    """A copy without stderr streams (warnings, progress bars), as Quarto does with `warning: false`;
+    the saved notebook keeps them."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    return nb
 
 
 # ---- Quarto -----------------------------------------------------------------------------------
-def _copy_sources(source: Path, names: list[str], dest: Path) -> None:
+def _caption(text: str) -> str:
+    return re.sub(r"([\\\[\]`*_<])", r"\\\1", text)
+
+
+def _for_quarto(nb, stem: str, src: Path) -> str:
+    """The executed chapter as the Markdown Quarto renders (nothing is left to execute): its markdown, its
+    outputs in place, each figure a PNG under figures/ as a labelled, captioned image. Markdown rather than
+    the notebook itself, because Quarto numbers an .ipynb chapter even when its title is .unnumbered."""
+    import base64
+
+    _figures(nb)  # one figure per cell
+    parts = []
+    for cell in _pages_only(nb).cells:
+        if cell.cell_type == "markdown":
+            parts.append(_FRONT.sub("", cell.source) if not parts else cell.source)
+        elif cell.cell_type == "code":
+            for o in cell.outputs:
+                data = o.get("data", {})
+                if FIGURE in o.get("metadata", {}):
+                    fig = o.metadata[FIGURE]
+                    png = Path("figures") / stem / f"{fig['label']}.png"
+                    (src / png).parent.mkdir(parents=True, exist_ok=True)
+                    (src / png).write_bytes(base64.b64decode(data["image/png"]))
+                    parts.append(f"![{_caption(fig['caption'])}]({png}){{#{fig['label']}}}")
+                elif "text/markdown" in data:
+                    parts.append(data["text/markdown"])
+                elif o.output_type == "stream" or "text/plain" in data:
+                    parts.append("```\n" + (o.get("text") or data["text/plain"]).rstrip() + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def _book(source: Path, names: list[str]) -> str:
+    """The book's _quarto.yml for the executed notebooks."""
     import yaml
 
-    dest.mkdir(parents=True)
-    for p in source.iterdir():
-        if p.is_file() and not p.name.startswith("."):
-            shutil.copy2(p, dest / p.name)
-    if COMPARE_CHAPTER in names:  # the book lists it only when there is something to compare
-        conf = yaml.safe_load((source / "_quarto.yml").read_text())
-        conf["book"]["chapters"] = names
-        (dest / "_quarto.yml").write_text(yaml.safe_dump(conf, sort_keys=False, allow_unicode=True))
+    conf = yaml.safe_load((source / "_quarto.yml").read_text())
+    conf["book"]["chapters"] = [f"{Path(n).stem}.md" for n in names]
+    conf["project"]["output-dir"] = "_book"
+    conf.pop("jupyter", None)  # executed already: plain Markdown
+    return yaml.safe_dump(conf, sort_keys=False, allow_unicode=True)
 
 
-def _render_quarto(quarto: str, source: Path, names: list[str], work: Path, build: Path, env: dict,
-                   progress: bool, log: Path) -> None:
+def _render_quarto(quarto: str, source: Path, nbs: list, work: Path, build: Path, progress: bool,
+                   log: Path) -> None:
+    """HTML and PDF from the executed chapters: two Quarto processes at once (HTML costs most, and the
+    Typst book is one more pandoc run and a compile), each in its own copy of the book."""
     from tqdm.auto import tqdm
 
     src = work / "src"
-    _copy_sources(source, names, src)
-    jupyter = work / "jupyter"
-    # a kernel named python3 first on JUPYTER_PATH: the chapters' `jupyter: python3` runs this interpreter
-    _kernelspec(jupyter / "kernels", "python3", env)
-    penv = {**os.environ, **env, "JUPYTER_PATH": os.pathsep.join([str(jupyter), os.environ.get("JUPYTER_PATH", "")]),
-            "QUARTO_PYTHON": sys.executable}
-    cmd = [quarto, "render", str(src), "--output-dir", str(build)]
-    lines: list[str] = []
-    current = "(setup)"
-    # Quarto prints "[ i/N] chapter" as it goes, once per chapter and format
-    bar = tqdm(total=len(names), desc="report (quarto)", unit="file", disable=not progress)
-    proc = subprocess.Popen(cmd, cwd=src, env=penv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        lines.append(line)
-        m = re.match(r"^\s*\[\s*\d+/\s*(\d+)\]\s+(\S+)", _ANSI.sub("", line))
-        if m:
-            current = m.group(2)
-            bar.total = int(m.group(1))
-            bar.update(1)
-    rc = proc.wait()
-    bar.close()
-    text = "".join(lines)
+    src.mkdir()
+    for p in source.iterdir():  # what the book uses beside its chapters (e.g. its Typst include)
+        if p.is_file() and not p.name.startswith(".") and p.suffix != ".py":
+            shutil.copy2(p, src / p.name)
+    (src / "_quarto.yml").write_text(_book(source, [n for n, _ in nbs]))
+    for name, nb in nbs:
+        (src / f"{Path(name).stem}.md").write_text(_for_quarto(nb, Path(name).stem, src))
+    pdf_src = work / "src-pdf"
+    shutil.copytree(src, pdf_src)
+    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+    html = None
+    with open(work / "typst.log", "w+") as typst_log:
+        typst = subprocess.Popen([quarto, "render", ".", "--to", "typst"], cwd=pdf_src, env=env,
+                                 stdout=typst_log, stderr=subprocess.STDOUT)
+        try:
+            html = subprocess.Popen([quarto, "render", ".", "--to", "html"], cwd=src, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            lines: list[str] = []
+            bar = tqdm(total=len(nbs), desc="report (quarto)", unit="chapter", disable=not progress)
+            for line in html.stdout:  # "[ i/N] chapter" as each page is rendered
+                lines.append(line)
+                if re.match(r"^\s*\[\s*\d+/\s*\d+\]\s+\S", _ANSI.sub("", line)):
+                    bar.update(1)
+            rcs = html.wait(), typst.wait()
+            bar.close()
+        finally:
+            for proc in (typst, html):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+        typst_log.seek(0)
+        text = "".join(lines) + typst_log.read()
     log.write_text(_ANSI.sub("", text))
-    if rc != 0:
-        raise DucklingError(f"report: chapter {current} failed under Quarto: {_last_line(text)} (log: {_shown(log)})")
+    if any(rcs):
+        raise DucklingError(f"report: Quarto failed: {_last_line(text)} (log: {_shown(log)})")
+    os.replace(src / "_book", build)
+    for pdf in (pdf_src / "_book").glob("*.pdf"):
+        os.replace(pdf, build / pdf.name)
     if not (build / "index.html").exists():
         raise DucklingError(f"report: Quarto finished but wrote no index.html in {build}")
 
 
-# ---- fallback: nbclient + nbconvert ------------------------------------------------------------
+# ---- fallback: nbconvert ------------------------------------------------------------------------
 _FRONT = re.compile(r"\A\s*---\s*\n.*?\n---\s*\n?", re.DOTALL)
 _ATTRS = re.compile(r"^(#+\s.*?)\s*\{[^}]*\}\s*$", re.MULTILINE)
+_REF = re.compile(r"@(fig-[a-z0-9-]+)")
 
 
 def _prepare(nb, number: int | None) -> tuple[str, list[str]]:
@@ -383,6 +677,37 @@ def _prepare(nb, number: int | None) -> tuple[str, list[str]]:
                           flags=re.MULTILINE)
         cell.source = text
     return title, sections
+
+
+def _captioned(nb, href: str, number: int | None, refs: dict) -> None:
+    """Number the chapter's figures (Figure N.k, as Quarto does) with their captions below, sized like a
+    96-dpi screen (CSS caps them at the page width); record each label's link in refs."""
+    import nbformat
+
+    for k, (cell, fig) in enumerate(_figures(nb), 1):
+        name = f"Figure {number}.{k}" if number is not None else f"Figure {k}"
+        refs[fig["label"]] = f"[{name}]({href}#{fig['label']})"
+        outs = []
+        for o in cell.outputs:
+            outs.append(o)
+            if FIGURE in o.get("metadata", {}):
+                o.metadata["image/png"] = {"width": round(fig["width_in"] * 96)}
+                outs.append(nbformat.v4.new_output("display_data", data={
+                    "text/markdown": f'<span id="{fig["label"]}"></span>*{name}: {fig["caption"]}*'}))
+        cell.outputs = outs
+
+
+def _linked(nb, refs: dict) -> None:
+    """@fig-NAME in markdown (cells and outputs) becomes a link to the numbered figure."""
+    def sub(text):
+        return _REF.sub(lambda m: refs.get(m.group(1), m.group(0)), text)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = sub(cell.source)
+        elif cell.cell_type == "code":
+            for o in cell.outputs:
+                if "text/markdown" in o.get("data", {}):
+                    o.data["text/markdown"] = sub(o.data["text/markdown"])
 
 
 _CSS = """<style>
@@ -420,87 +745,36 @@ def _inject(page: str, head: str, top: str) -> str:
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + top, page, count=1)
 
 
-def _render_fallback(source: Path, names: list[str], work: Path, build: Path, env: dict, progress: bool) -> None:
-    import jupytext
-    import nbformat
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
+def _render_fallback(nbs: list, build: Path, run: str) -> None:
+    """The executed notebooks as standalone HTML pages joined by navigation and an index."""
     from nbconvert import HTMLExporter
-    from tqdm.auto import tqdm
 
-    kernels = work / "kernels"
-    _kernelspec(kernels, "duckling-python", env)
-    ksm = KernelSpecManager(kernel_dirs=[str(kernels)], ensure_native_kernel=False)
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    (build / "notebooks").mkdir(parents=True)
-    pages, sections, bodies = [], [], []
+    build.mkdir(parents=True)
+    pages, sections, prepared, refs = [], [], [], {}
     number = 0
-    # One kernel for the whole book, its namespace wiped before each chapter: chapters stay as
-    # independent as under Quarto, without paying interpreter start-up and imports nine times.
-    # IPC sockets, not TCP (ipykernel warns about unencrypted TCP), in a short path: socket paths are
-    # limited to ~100 characters and the work folder can sit deep in a checkout
-    sockets = Path(tempfile.mkdtemp(prefix="duckling-kernel-"))
-    km = KernelManager(kernel_name="duckling-python", kernel_spec_manager=ksm, transport="ipc",
-                       ip=str(sockets / "k"))
-    km.start_kernel(cwd=str(work))
-    try:
-        for name in tqdm(names, desc="report", unit="chapter", disable=not progress):
-            nb = jupytext.read(source / name, fmt="py:percent")
-            unnumbered = bool(re.search(r"^#\s.*\{[^}]*\.unnumbered[^}]*\}", _cells_text(nb), re.MULTILINE))
-            number += not unnumbered
-            title, secs = _prepare(nb, None if unnumbered else number)
-            nb.metadata["kernelspec"] = {"name": "duckling-python", "display_name": "Python 3 (duckling)",
-                                         "language": "python"}
-            nb.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))
-            client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, allow_errors=False)
-            try:
-                client.execute()
-            except CellExecutionError as e:
-                raise DucklingError(f"report: chapter {name} failed: {_last_line(str(e))}") from None
-            except DeadKernelError as e:
-                raise DucklingError(f"report: chapter {name} failed: the kernel died ({e})") from None
-            finally:
-                if client.kc is not None:
-                    client.kc.stop_channels()
-            del nb.cells[0]
-            stem = Path(name).stem
-            nbformat.write(nb, build / "notebooks" / f"{stem}.ipynb")
-            label = title if unnumbered else f"{number}. {title}"
-            body, _ = exporter.from_notebook_node(_without_stderr(nb), resources={
-                "metadata": {"name": f"{label} · The Duckling Record ({env['DUCKLING_RUN']})"}})
-            href = "index.html" if stem == "index" else f"{stem}.html"
-            pages.append((href, label))
-            sections.append(secs)
-            bodies.append(body)
-    finally:
-        with contextlib.suppress(Exception):
-            km.shutdown_kernel(now=True)
-        shutil.rmtree(sockets, ignore_errors=True)
-    run = env["DUCKLING_RUN"]
-    for i, ((href, _), body) in enumerate(zip(pages, bodies)):
-        top = _nav(pages, i)
-        if href == "index.html":
-            top += _toc(pages, sections, run)
+    for name, nb in nbs:  # first pass: titles and figure numbers (references may point ahead)
+        nb = _pages_only(nb)
+        unnumbered = bool(re.search(r"^#\s.*\{[^}]*\.unnumbered[^}]*\}", _cells_text(nb), re.MULTILINE))
+        number += not unnumbered
+        title, secs = _prepare(nb, None if unnumbered else number)
+        stem = Path(name).stem
+        href = "index.html" if stem == "index" else f"{stem}.html"
+        _captioned(nb, href, None if unnumbered else number, refs)
+        pages.append((href, title if unnumbered else f"{number}. {title}"))
+        sections.append(secs)
+        prepared.append(nb)
+    for i, ((href, label), nb) in enumerate(zip(pages, prepared)):
+        _linked(nb, refs)
+        body, _ = exporter.from_notebook_node(nb, resources={
+            "metadata": {"name": f"{label} · The Duckling Record ({run})"}})
+        top = _nav(pages, i) + (_toc(pages, sections, run) if href == "index.html" else "")
         (build / href).write_text(_inject(body, _CSS, top))
     if not (build / "index.html").exists():  # a book without an index chapter still gets a contents page
         (build / "index.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'>"
                                           f"<title>The Duckling Record</title>{_CSS}</head><body>"
                                           f"{_toc(pages, sections, run)}</body></html>")
-
-
-def _without_stderr(nb):
-    """The page leaves out stderr streams (warnings, progress bars), as Quarto does with `warning: false`;
-    the saved notebook keeps them."""
-    import copy
-
-    nb = copy.deepcopy(nb)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-    return nb
 
 
 def _cells_text(nb) -> str:

@@ -8,7 +8,7 @@
 # Dead tokens of a model that learned nothing would say little about training. So first: is this a
 # working language model? The bar is the validation loss against two lines: the plateau the old model
 # never got below, and the unigram entropy of the corpus, the loss of a model that knows token
-# frequencies but ignores context.
+# frequencies but ignores context (@fig-loss).
 
 # %%
 from duckling import plots, report
@@ -30,13 +30,13 @@ md(table(["", "nats per token"],
 # ## Loss
 
 # %%
-show(plots.loss_curves(ctx.metrics, ctx.evals, L))
+show(plots.loss_curves(ctx.metrics, ctx.evals, L), "fig-loss")
 
 # %% [markdown]
 # ## Optimizer
 
 # %%
-show(plots.optimizer(ctx.metrics))
+show(plots.optimizer(ctx.metrics), "fig-optimizer")
 
 # %% [markdown]
 # ## Samples

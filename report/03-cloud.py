@@ -24,7 +24,7 @@ md(", ".join(f"{fmt(summ['sets'][S])} {plots.LABELS[S]}" for S in plots.SETS) + 
 # ## Path of the centroid
 
 # %%
-show(plots.centroid_paths(s, summ))
+show(plots.centroid_paths(s, summ), "fig-centroid-paths")
 
 # %% [markdown]
 # ## Drift and velocity
@@ -36,7 +36,7 @@ md(table(["set", "drift at the end", "velocity at the end (per step)", "late tre
            fmt(vt[S].get("slope")), fmt(vt[S].get("p_value"), 2)] for S in sets]))
 
 # %%
-show(plots.drift_velocity(s, summ))
+show(plots.drift_velocity(s, summ), "fig-drift-velocity")
 
 # %% [markdown]
 # ## The driving force
@@ -52,7 +52,7 @@ md(f"This run's embeddings are **{'tied' if cfg.tied else 'untied'}**, and weigh
       if cfg.decay_embeddings and cfg.weight_decay > 0 else "does not apply to W."))
 
 # %%
-show(plots.driving_force(ctx.metrics))
+show(plots.driving_force(ctx.metrics), "fig-driving-force")
 
 # %% [markdown]
 # ## Radius
@@ -63,7 +63,7 @@ md(table(["set", "RMS radius at init", "at the end", "median radius at init", "a
            fmt(s[f"{S}/median_radius"][0]), fmt(s[f"{S}/median_radius"][-1])] for S in sets]))
 
 # %%
-show(plots.radius(s))
+show(plots.radius(s), "fig-radius")
 
 # %% [markdown]
 # ## Shape
@@ -76,4 +76,4 @@ md(table(["set", "anisotropy at init", "at the end", "effective dimension at ini
    "vectors has anisotropy near 1 and an effective dimension near d.")
 
 # %%
-show(plots.shape(s, summ))
+show(plots.shape(s, summ), "fig-shape")

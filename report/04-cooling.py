@@ -6,7 +6,7 @@
 # # Cooling
 #
 # How fast does each token move, step by step, and does that speed fall off as training goes on? A
-# power law speed ∝ step^slope is a straight line on log-log axes; its slope is the cooling exponent.
+# power law $\mathrm{speed} \propto \mathrm{step}^{\,\mathrm{slope}}$ is a straight line on log-log axes; its slope is the cooling exponent.
 
 # %%
 from duckling import plots, report
@@ -29,7 +29,7 @@ md(f"The phantom tokens start cooling at **{step(life.get('cooling_start'))}**. 
 # ## Cooling curves
 
 # %%
-show(plots.cooling(s, summ))
+show(plots.cooling(s, summ), "fig-cooling")
 
 # %% [markdown]
 # ## Cumulative displacement
@@ -40,4 +40,4 @@ md(table(["set", "median distance from init at the end", "10%", "90%"],
           for S in sets]))
 
 # %%
-show(plots.cumulative(s))
+show(plots.cumulative(s), "fig-cumulative")

@@ -9,7 +9,7 @@
 # Counting cells crossed sorts each token, at each step, into one of five regimes, from *frozen* (no
 # cell crossed) through *face-adjacent*, *neighbour* and *multi-cell* to *teleporting*. Classic
 # fimbulwinter is everyone ending frozen; *cold, not frozen* is ending in eternal jitter between
-# neighbouring cells.
+# neighbouring cells. @fig-regimes follows the regimes through training.
 
 # %%
 from duckling import plots, report
@@ -35,7 +35,7 @@ md(table(["set", "verdict", "frozen ≥ 50% from", "frozen ≥ 99% from", "lowes
 # ## Regimes over time
 
 # %%
-show(plots.regimes(s, summ))
+show(plots.regimes(s, summ), "fig-regimes")
 
 # %% [markdown]
 # ## Cells and ULPs
@@ -53,7 +53,7 @@ md("Fraction of coordinates that changed sign in the last step: "
    "the last step: " + ", ".join(f"{plots.LABELS[S]} {fmt(s[f'{S}/ulp_q50'][-1])} ULP" for S in sets) + ".")
 
 # %%
-show(plots.lattice_views(s, summ, "phantom"))
+show(plots.lattice_views(s, summ, "phantom"), "fig-lattice-phantom")
 
 # %%
-show(plots.lattice_views(s, summ, "natural_dead"))
+show(plots.lattice_views(s, summ, "natural_dead"), "fig-lattice-natural-dead")

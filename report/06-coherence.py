@@ -21,9 +21,13 @@ co = summ["coherence"]
 k = summ["k"]
 sets = [S for S in plots.SETS if plots.present(s, S)]
 md(table(["set", "mean coherence (1 step)", f"mean coherence ({k} steps)", "alignment with centroid",
-          "random-direction spread", "reading"],
+          "random-direction spread"],
          [[plots.LABELS[S], fmt(co[S].get("mean")), fmt(co[S].get("mean_k")), fmt(co[S].get("alignment")),
-           fmt(co[S].get("expected_random")), co[S].get("interpretation", "n/a")] for S in sets]))
+           fmt(co[S].get("expected_random"))] for S in sets]))
 
 # %%
-show(plots.coherence(s, summ))
+# the readings are sentences: a list below the table, not a squeezed column in it
+md("\n".join(f"- **{plots.LABELS[S]}**: {report.math(co[S].get('interpretation', 'n/a'))}" for S in sets))
+
+# %%
+show(plots.coherence(s, summ), "fig-coherence")

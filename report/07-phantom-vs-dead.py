@@ -32,10 +32,10 @@ else:
 # ## Side by side
 
 # %%
-show(plots.pair_metrics(s, summ))
+show(plots.pair_metrics(s, summ), "fig-pair-metrics")
 
 # %%
-show(plots.regimes(s, summ, sets=plots.PAIR))
+show(plots.regimes(s, summ, sets=plots.PAIR), "fig-pair-regimes")
 
 # %% [markdown]
 # ## Speed distributions at fixed steps
@@ -54,4 +54,4 @@ md(table(["step", "phantom n", "natural dead n", "median speed phantom", "natura
    if tests else "No tests: there are no natural dead tokens to compare with.")
 
 # %%
-show(plots.speed_distributions(s, summ))
+show(plots.speed_distributions(s, summ), "fig-speed-distributions")

@@ -6,8 +6,8 @@
 # # Methods
 #
 # What every quantity in this book is, how it was computed, and the thresholds behind each verdict.
-# Definitions are the docstrings of the functions that computed the Record, quoted as they were when
-# this run was analysed.
+# Definitions are the docstrings of the functions that computed the Record, as they were when this run
+# was analysed (their formulas set as math).
 
 # %%
 import math
@@ -50,7 +50,7 @@ md(table(["regime (checked in this order)", "condition on the cells crossed per 
    f"*decelerating* when p < {cloud.TREND_ALPHA} and the fitted change across the window is at least "
    f"{cloud.TREND_THRESHOLD:.0%}, else *constant*.\n\n"
    f"**Coherence** against chance: the spread of the mean pairwise cosine of n random unit vectors in "
-   f"R^d is sd = √(2 / (n (n − 1) d)); a value within {coherence.Z_LEVEL:g} sd of 0 reads *independent*, "
+   f"$\\mathbb{{R}}^d$ is $\\mathrm{{sd}} = \\sqrt{{2 / (n (n - 1) d)}}$; a value within {coherence.Z_LEVEL:g} sd of 0 reads *independent*, "
    f"above it *partly coherent*, and above it with a mean cosine ≥ {coherence.SWARM_COS} *swarm*. "
    f"Windowed coherence uses k = {summ['k']} steps.\n\n"
    f"**Cooling slope**: least squares of log10(speed) on log10(step) over the right half of the "
@@ -65,12 +65,12 @@ md(table(["regime (checked in this order)", "condition on the cells crossed per 
 #   since step 0 has no logarithm.
 # - **embedding units**: coordinates of W as stored, the same units as the weights themselves (W is
 #   initialised with a normal distribution of the standard deviation in the configuration). Distances
-#   are Euclidean (L2) in R^d.
+#   are Euclidean (L2) in $\mathbb{R}^d$.
 # - **speed** of a token: |w_i(t) − w_i(t−1)|, the L2 length of its displacement between consecutive
 #   frames; **cumulative displacement**: |w_i(t) − w_i(0)|.
 # - **cells**: bf16 values in order; the number of cells a coordinate crossed is the difference of the
 #   ordinals of its two bit patterns (+0 and −0 are one cell). **ULP**: the width of the bf16 cell at a
-#   value, 2^(e − 134) for biased exponent e.
+#   value, $2^{e - 134}$ for biased exponent $e$.
 # - **quantiles** (10%, 50%, 90%) are over the tokens of a set at one step.
 # - Log axes leave gaps where a value is exactly zero (for example a token unchanged in bf16).
 
@@ -99,4 +99,4 @@ defs = summ.get("definitions", {})
 if not defs:
     md("The Record holds no definitions.")
 for name, doc in defs.items():
-    md(f"### {name.replace('_', ' ')}\n\n```text\n{doc.strip()}\n```")
+    md(f"### {name.replace('_', ' ')}\n\n{report.definition(doc)}")

@@ -25,16 +25,16 @@ md(table(["run", "precision", "steps", "final val loss", "phantom verdict", "fro
 # ## Regimes
 
 # %%
-show(plots.overlay_regimes(records, "phantom"))
+show(plots.overlay_regimes(records, "phantom"), "fig-overlay-regimes")
 
 # %% [markdown]
 # ## Cooling
 
 # %%
-show(plots.overlay_cooling(records, "phantom"))
+show(plots.overlay_cooling(records, "phantom"), "fig-overlay-cooling")
 
 # %% [markdown]
 # ## Drift
 
 # %%
-show(plots.overlay_drift(records))
+show(plots.overlay_drift(records), "fig-overlay-drift")

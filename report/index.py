@@ -26,12 +26,12 @@ md(f"Run **{ctx.run}**: {fmt(ctx.cfg.n_params)} parameters, {fmt(ctx.cfg.steps)}
    + ("every step)." if ctx.cfg.record_every == 1 else f"every {ctx.cfg.record_every} steps)."))
 
 # %% [markdown]
-# ## The three questions
+# ## The three questions {.unnumbered}
 
 # %%
-md(f"**1. Does it learn?** {learn['answer']}\n\n"
-   f"**2. Do phantom tokens behave like natural dead tokens?** {comp['answer']}\n\n"
-   f"**3. The lifecycle of the phantom tokens.** {life['sentence']} "
+md(f"1. **Does it learn?** {learn['answer']}\n"
+   f"2. **Do phantom tokens behave like natural dead tokens?** {comp['answer']}\n"
+   f"3. **The lifecycle of the phantom tokens.** {life['sentence']} "
    f"Fimbulwinter verdict: **{fw['verdict']}** ({summ['precision']}).")
 
 # %%
@@ -42,7 +42,7 @@ md(table(["phase", "begins at"],
           ["freezing", step(life.get("freeze_start"))]]))
 
 # %% [markdown]
-# ## How to read this book
+# ## How to read this book {.unnumbered}
 #
 # The run card records what was run and where the inputs came from. *Does it learn?* checks that the
 # model is a working language model, without which its dead tokens mean little. *The cloud*, *Cooling*,

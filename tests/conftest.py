@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# beside the repository, or beside a folder above it (mutation testing runs a copy of the tree inside it)
+SHARED_DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+                   REPO.parent / "shared" / "data")
 GPT2_DIR = SHARED_DATA / "gpt2"
 TINYSTORIES_SAMPLE = SHARED_DATA / "tinystories" / "train-sample.txt"
 

@@ -59,7 +59,6 @@ def test_every_frame_once_in_order_with_its_neighbours(tmp_path, monkeypatch, wo
     for i, (j, cur, prev, first, back) in got:
         assert (j, cur, prev, first, back) == (i + 1000, i, i - 1 if i else -1, 0, i - k if i >= k else -1)
     assert reads == list(range(n)) and walk.frames_read == n  # read once each, front to back
-    assert walk.slots < n or n < 40  # the long movies went round the ring
     assert shared_segments() <= before  # the ring's shared memory is gone
 
 
@@ -120,11 +119,6 @@ def test_workers_do_not_rerun_an_unguarded_main_script(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n").count("frames 30") == 1
-
-
-def test_ring_size():
-    assert frames.slots_needed(10, 2) == 10 + 2 + 4 + 2
-    assert frames.slots_needed(1, 0) == frames.slots_needed(1, 1)  # the calling thread counts as one
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -334,12 +334,14 @@ def test_a_corrupt_frame_fails_its_checksum_in_the_reader(tmp_path):
 
 
 # ---- against a plain reference -------------------------------------------------------------
-def reference(mv, sets, k):
-    """The Record's per-frame series by applying each metric function to each set, frame by frame,
-    with no permutation, threads or float32 Gram: what compute() must reproduce."""
+def reference(mv, sets, k, test_steps):
+    """Every series of the Record by applying each metric function to each set, frame by frame,
+    with no permutation, threads or float32 Gram: what compute() must reproduce. test_steps: the
+    steps of the two-sample tests, worked out by the caller."""
     frames = [b for _, b in mv.frames()]
     steps = mv.steps
-    out = {}
+    tests = [int(np.searchsorted(steps, t)) for t in test_steps]
+    out = {"steps": np.asarray(steps), "test_steps": np.asarray(test_steps)}
     for s, ids in sets.items():
         B = [f[ids] for f in frames]
         X = [lattice.to_float32(b) for b in B]
@@ -353,14 +355,18 @@ def reference(mv, sets, k):
             S["anisotropy"].append(cloud.shape(eigs)[0])
             S["effective_dim"].append(cloud.shape(eigs)[1])
             S["drift"].append(cloud.drift(S["centroid"][0], c))
-            S["cum_q50"].append(cooling.speed_quantiles(cooling.cumulative_displacement(X[0], X[i]))[1])
+            cum = np.quantile(cooling.cumulative_displacement(X[0], X[i]), (0.1, 0.5, 0.9))
+            for m, q in zip(("cum_q10", "cum_q50", "cum_q90"), cum):
+                S[m].append(q)
             S["axis"].append(axis)
             nan = i == 0
             gap = float(steps[i] - steps[i - 1]) if i else 1.0
             sp = None if nan else cooling.speed(X[i - 1], X[i]) / gap
             S["velocity"].append(math.nan if nan else cloud.velocity(S["centroid"][i - 1], c, gap))
             S["axis_turn"].append(math.nan if nan else cloud.axis_turn(S["axis"][i - 1], axis))
-            S["speed_q10"].append(math.nan if nan else cooling.speed_quantiles(sp)[0])
+            sq = [math.nan] * 3 if nan else np.quantile(sp, (0.1, 0.5, 0.9))
+            for m, q in zip(("speed_q10", "speed_q50", "speed_q90"), sq):
+                S[m].append(q)
             S["speed_mean"].append(math.nan if nan else sp.mean())
             if nan:
                 for m in ("regimes", "ulp_q50", "ulp_q90", "zero_cross_frac", "coherence", "alignment", "n_zero"):
@@ -379,11 +385,16 @@ def reference(mv, sets, k):
             S["coherence_k"].append(coherence.coherence(X[i] - X[i - k])["mean_cos"] if i >= k else math.nan)
         del S["axis"]
         out.update({f"{s}/{m}": np.array(v, dtype=np.float64) for m, v in S.items()})
+        out[f"{s}/path2d"] = cloud.drift_plane(out[f"{s}/centroid"])["xy"]
+        if s in record.COMPARED:
+            out[f"{s}/speeds_at_tests"] = np.stack([cooling.speed(X[i - 1], X[i]) / (steps[i] - steps[i - 1])
+                                                    for i in tests])
     return out
 
 
 GYRATION = ("anisotropy", "effective_dim", "axis_turn")
-EXACT = ("regimes", "ulp_q50", "ulp_q90", "zero_cross_frac", "n_zero", "centroid", "drift")  # bit for bit
+EXACT = ("regimes", "ulp_q50", "ulp_q90", "zero_cross_frac", "n_zero", "centroid", "drift", "path2d", "steps",
+         "test_steps")  # bit for bit
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2])
@@ -401,10 +412,11 @@ def test_compute_matches_the_plain_reference(tmp_path, workers):
             "live": np.sort(ids[ids < 250][20:])}
     mv = make_movie(tmp_path, frames, steps=2 * np.arange(14), shard_frames=5)
     series, summ = run(mv, sets, k=3, workers=workers)
-    ref = reference(mv, sets, k=3)
+    ref = reference(mv, sets, k=3, test_steps=[2, 26])  # 2 steps evenly on a log axis over steps 2..26
+    assert sorted(series) == sorted(ref)  # every series the Record stores is checked
     for key, want in ref.items():
         got = series[key]
-        m = key.split("/")[1]
+        m = key.split("/")[-1]
         if m in GYRATION:
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3 if "axis_turn" in key else 0, err_msg=key)
         elif m in EXACT:
@@ -469,7 +481,8 @@ def test_smoke_run_end_to_end(smoke, reads, capsys):
     rec = pipeline.run_stage("analyze", cfg)
     T = cfg.steps // cfg.record_every + 1
     mv = movie.Movie(cfg.movie_dir)
-    assert reads == {**{i: 1 for i in range(T)}, "bytes": T * mv.frame_bytes}  # every frame read once
+    again = {mv.index(s) for s in rec["detector"]["steps"]}  # the detector reads its few frames itself
+    assert reads == {**{i: 1 + (i in again) for i in range(T)}, "bytes": T * mv.frame_bytes}  # the pass: once
     series, summary = record.load(cfg)
     assert series["steps"].tolist() == list(range(T))
     for s in record.SETS:
@@ -495,7 +508,7 @@ def test_smoke_run_end_to_end(smoke, reads, capsys):
     pipeline.run_stage("analyze", cfg)
     assert not reads and "up to date, skipped" in capsys.readouterr().out
     pipeline.run_stage("analyze", cfg, force=True)
-    assert reads == {**{i: 1 for i in range(T)}, "bytes": T * mv.frame_bytes}
+    assert reads == {**{i: 1 + (i in again) for i in range(T)}, "bytes": T * mv.frame_bytes}
     assert "analyze" in json.loads((cfg.run_dir / "timings.json").read_text())
 
 

@@ -1,8 +1,13 @@
 """The report: helpers, every figure on full and empty token sets, clear errors, and a rendered smoke run."""
 import html
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jupytext
@@ -13,7 +18,8 @@ import pytest
 from duckling import config, pipeline, plots, report
 from duckling.errors import DucklingError
 
-GPT2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
+REPO = Path(__file__).resolve().parents[1]
+GPT2 = REPO.parent / "shared" / "data" / "gpt2"
 # image outputs each chapter makes, whatever the data (an empty token set gets a labelled empty panel)
 FIGURES = {"index": 0, "01-run-card": 0, "02-learning": 2, "03-cloud": 5, "04-cooling": 2, "05-fimbulwinter": 3,
            "06-coherence": 1, "07-phantom-vs-dead": 3, "08-methods": 0}
@@ -25,7 +31,7 @@ def test_fmt_and_table():
         ["n/a", "n/a", "12,345", "0.5", "1.00e-05", "yes", "7"]
     assert report.step(None) == "never" and report.step(1200) == "step 1,200"
     t = report.table(["a", "b"], [["x|y", 0.25]])
-    assert t.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 0.25 |"]
+    assert t.splitlines() == ["| a | b |", "|-----|-----|", "| x\\|y | 0.25 |"]
     assert report.escape("*bold* <b> #1") == "\\*bold\\* \\<b\\> \\#1"
 
 
@@ -50,9 +56,67 @@ def test_prepare_drops_the_yaml_header_and_numbers_the_title():
     assert "---" not in nb.cells[0].source and nb.cells[0].source.lstrip().startswith("# 4&nbsp;&nbsp;Cooling\n")
 
 
-def test_last_line_prefers_the_exception():
+def test_last_line_prefers_the_exception_then_quartos_error():
     text = "Traceback\n  File x\n\x1b[31mValueError\x1b[0m: boom\n\nsome trailer\n"
     assert report._last_line(text) == "ValueError: boom"
+    text = ("[1/9] index.ipynb\n\x1b[91mERROR: No valid input files passed to render\x1b[39m\n\nStack trace:\n"
+            "    at renderProject (file:///q/src/command/render/project.ts:12:3)\n"
+            "    at async file:///q/src/quarto.ts:221:3\n")
+    assert report._last_line(text) == "No valid input files passed to render"
+
+
+def test_table_sizes_columns_by_their_widest_cell_and_code_marks_empty_values():
+    t = report.table(["input", "sha256"], [["movie", report.code("ab" * 32)], ["path", report.code("")]])
+    assert t.splitlines()[1] == "|" + "-" * 6 + "|" + "-" * 48 + "|"
+    assert "*empty*" in t and "``" not in t
+    assert report.code("a`b") == "``a`b``"
+
+
+def test_math_and_definitions_become_text_and_math():
+    assert report.math("sd 0.1 in R^32, or R^d") == r"sd 0.1 in $\mathbb{R}^{32}$, or $\mathbb{R}^{d}$"
+    doc = """Mean cosine, with |D_i| > 0 and n >= 2:
+
+        mean_cos = (|sum_i u_i|**2 - n) / (n (n - 1)),   sd = sqrt(2 / (n (n - 1) d))
+
+    Rules:
+      "frozen"   L1 = 0
+      "moving"   otherwise
+    """
+    out = report.definition(doc)
+    assert r"$$\text{mean}_{\cos} = (|\sum_{i} u_{i}|^{2} - n)" not in out  # ** became a power, not ^{2}
+    assert r"\sum_{i} u_{i}|^2 - n) / (n (n - 1)),\qquad \text{sd} = \sqrt{2 / (n (n - 1) d)}$$" in out
+    assert "with \\|D\\_i\\| \\> 0 and n ≥ 2" in out  # prose: escaped, operators as symbols
+    assert "- *frozen*: L1 = 0\n- *moving*: otherwise" in out
+    assert "```" not in out and "**" not in out
+
+
+def _executed(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("---\njupyter: python3\n---\n\n# Title\n\nSee @fig-a.")]
+    for labels in cells:
+        c = nbformat.v4.new_code_cell("show(p)")
+        c.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="},
+                                            metadata={report.FIGURE: {"label": n, "caption": f'"{n}" says \\o/',
+                                                                      "width_in": 9.0}}) for n in labels]
+        nb.cells.append(c)
+    return nb
+
+
+def test_figures_become_numbered_captioned_figures_for_each_engine(tmp_path):
+    text = report._for_quarto(_executed(["fig-a"], ["fig-b"]), "02-x", tmp_path)
+    assert text.startswith("# Title\n\nSee @fig-a.\n\n")  # no YAML header: nothing left to execute
+    assert '!["fig-a" says \\\\o/](figures/02-x/fig-a.png){#fig-a}' in text
+    assert (tmp_path / "figures" / "02-x" / "fig-b.png").read_bytes()[:3] == b"\x89PN"
+
+    nb, refs = _executed(["fig-a"], ["fig-b"]), {}
+    report._captioned(nb, "02-x.html", 2, refs)
+    report._linked(nb, refs)
+    assert "[Figure 2.1](02-x.html#fig-a)" in nb.cells[0].source
+    caps = [o.data["text/markdown"] for c in nb.cells[1:] for o in c.outputs if "text/markdown" in o.data]
+    assert caps[1].startswith('<span id="fig-b"></span>*Figure 2.2: ')
+    assert nb.cells[1].outputs[0].metadata["image/png"] == {"width": 864}
+    with pytest.raises(DucklingError, match="give each show"):
+        report._for_quarto(_executed(["fig-a", "fig-b"]), "02-x", tmp_path)
 
 
 # ---- figures ---------------------------------------------------------------------------------
@@ -161,67 +225,31 @@ def test_engine_is_checked(root, monkeypatch):
         report.render(cfg, engine="quarto")
 
 
-FAKE_QUARTO = """#!{python}
-# stands in for `quarto render SRC --output-dir OUT`: reports progress, then writes what it was given
-import json, os, sys
-from pathlib import Path
-if sys.argv[1:] == ["--version"]:
-    sys.exit(print("1.10.19"))
-src, out = Path(sys.argv[2]), Path(sys.argv[sys.argv.index("--output-dir") + 1])
-assert sys.argv[1] == "render" and src.is_dir()
-for i, name in enumerate(("index.py", "01-run-card.py")):
-    print(f"[{{i + 1}}/2] {{name}}", flush=True)
-if os.environ.get("FAKE_QUARTO_FAIL"):
-    print("An error occurred while executing the following cell:")
-    print("\x1b[0;31mValueError\x1b[0m: boom")
-    print("ERROR: execution failed")
-    sys.exit(1)
-out.mkdir(parents=True)
-kernels = Path(os.environ["JUPYTER_PATH"].split(os.pathsep)[0]) / "kernels" / "python3" / "kernel.json"
-seen = {{k: os.environ.get(k) for k in ("DUCKLING_RUN", "DUCKLING_RUNS", "DUCKLING_ROOT", "DUCKLING_RENDERER",
-                                       "QUARTO_PYTHON")}}
-seen["kernel"] = json.loads(kernels.read_text())
-seen["book"] = (src / "_quarto.yml").read_text()
-(out / "index.html").write_text(json.dumps(seen))
-(out / "The-Duckling-Record.pdf").write_bytes(b"%PDF-1.7")
+FAKE_QUARTO = """#!/bin/sh
+# stands in for a Quarto that fails the way Quarto does: an ERROR line, then a stack trace
+echo "[1/9] index.ipynb"
+printf '\\033[91mERROR: Typst compilation failed\\033[39m\\n\\nStack trace:\\n'
+echo "    at async file:///q/src/quarto.ts:221:3"
+exit 1
 """
 
 
-def _inputs_only(run):
-    """A run whose report inputs exist (enough for render's checks, not for executing chapters)."""
-    cfg = config.build("smoke", run=run)
-    cfg.save()
-    cfg.record_dir.mkdir(parents=True)
-    for p in (cfg.record_dir / "record.json", cfg.record_dir / "series.npz", cfg.run_dir / "metrics.csv",
-              cfg.run_dir / "evals.csv"):
-        p.write_text("{}")
-    return cfg
-
-
-def test_quarto_gets_the_run_this_interpreter_and_the_comparison_chapter(root, monkeypatch, capsys):
-    import sys
-
-    fake = root / "quarto"
-    fake.write_text(FAKE_QUARTO.format(python=sys.executable))
+@pytest.mark.slow
+def test_a_failing_quarto_is_one_line_and_keeps_the_last_report(smoke, monkeypatch):
+    fake = smoke.root_dir / "quarto-fails"
+    fake.write_text(FAKE_QUARTO)
     fake.chmod(0o755)
+    index = smoke.report_dir / "index.html"
+    before = index.read_text()
+    saved = [(n, nbformat.read(smoke.report_dir / "notebooks" / f"{Path(n).stem}.ipynb", as_version=4))
+             for n in report.chapters(report.source_dir(smoke))]
+    monkeypatch.setattr(report, "_execute", lambda *a: saved)  # executed already: only Quarto is tested
     monkeypatch.setattr(report, "_quarto", lambda: str(fake))
-    cfg, _ = _inputs_only("a"), _inputs_only("b")
-    index = report.render(cfg, compare=["b"], progress=False)
-    seen = json.loads(index.read_text())
-    assert seen["DUCKLING_RUN"] == "a" and seen["DUCKLING_RUNS"] == "a,b"
-    assert seen["DUCKLING_ROOT"] == str(root.resolve()) and seen["QUARTO_PYTHON"] == sys.executable
-    assert seen["DUCKLING_RENDERER"] == "quarto 1.10.19"
-    assert seen["kernel"]["argv"][0] == sys.executable and seen["kernel"]["env"]["DUCKLING_RUN"] == "a"
-    assert report.COMPARE_CHAPTER in seen["book"]
-    assert (cfg.report_dir / "The-Duckling-Record.pdf").exists()
-    assert "Quarto HTML + PDF The-Duckling-Record.pdf" in capsys.readouterr().out
-
-    monkeypatch.setenv("FAKE_QUARTO_FAIL", "1")
-    with pytest.raises(DucklingError, match=r"chapter 01-run-card\.py failed under Quarto: ValueError: boom"):
-        report.render(cfg, force=True, progress=False)
-    assert json.loads(index.read_text())["DUCKLING_RUN"] == "a", "a failed render must keep the last report"
-    assert [p.name for p in cfg.report_dir.parent.iterdir()] == ["a"]
-    assert "ValueError: boom" in (cfg.run_dir / "quarto.log").read_text()
+    with pytest.raises(DucklingError, match=r"^report: Quarto failed: Typst compilation failed \(log: "):
+        report.render(smoke, engine="quarto", force=True, progress=False)
+    assert index.read_text() == before, "a failed render must keep the last report"
+    assert not list(smoke.report_dir.parent.glob(f".{smoke.run}*")), "temporary folders left behind"
+    assert "Stack trace" in (smoke.run_dir / "quarto.log").read_text()
 
 
 # ---- a real smoke run, rendered --------------------------------------------------------------
@@ -270,7 +298,10 @@ def _chapters_only(cfg, names, runs, tmp_path):
     """Execute some chapters through the fallback, as render does, into tmp_path/out."""
     source = report.source_dir(cfg)
     env = report._env(cfg, runs, tmp_path, "fallback (test)")
-    report._render_fallback(source, names, tmp_path, tmp_path / "out", env, progress=False)
+    nbs = report._execute(source, names, tmp_path, env, progress=False)
+    report._render_fallback(nbs, tmp_path / "out", cfg.run)
+    for name, nb in nbs:
+        report.write_notebook(nb, tmp_path / "out" / f"{Path(name).stem}.ipynb")
     return tmp_path / "out"
 
 
@@ -288,6 +319,9 @@ def test_smoke_report_executes_every_chapter_with_its_figures(smoke):
         assert image_outputs(nb) == FIGURES[stem], stem
         page = out / ("index.html" if stem == "index" else f"{stem}.html")
         assert page.read_text().count("<img") == FIGURES[stem], stem
+        number = names.index(stem)  # the index chapter is unnumbered
+        assert [f"Figure {number}.{k}:" in page_text(page) for k in range(1, FIGURES[stem] + 2)] == \
+            [True] * FIGURES[stem] + [False], stem
     index = page_text(out / "index.html")
     for answer in (summary["learning"]["answer"], summary["compare"]["answer"], summary["lifecycle"]["sentence"]):
         assert " ".join(answer.split()) in index
@@ -297,6 +331,7 @@ def test_smoke_report_executes_every_chapter_with_its_figures(smoke):
     assert summary["provenance"]["movie_sha256"] in page_text(out / "01-run-card.html")
     for href in [f"{n}.html" for n in names if n != "index"]:
         assert f'href="{href}"' in (out / "index.html").read_text()
+    check_book_text("\n".join(page_text(p) for p in sorted(out.glob("*.html"))), smoke, "fallback HTML")
     assert "report" in json.loads((smoke.run_dir / "timings.json").read_text())
     assert not list(out.parent.glob(f".{smoke.run}*")), "temporary folders left behind"
 
@@ -325,7 +360,7 @@ def test_unchanged_inputs_skip_and_a_failing_chapter_is_named(smoke, tmp_path, m
 def test_comparison_chapter_and_a_corpus_without_natural_dead_tokens(smoke, tmp_path):
     _copy_run(smoke, "smoke-b")
     out = _chapters_only(smoke, [report.COMPARE_CHAPTER], [smoke.run, "smoke-b"], tmp_path / "cmp")
-    nb = nbformat.read(out / "notebooks" / f"{Path(report.COMPARE_CHAPTER).stem}.ipynb", as_version=4)
+    nb = nbformat.read(out / f"{Path(report.COMPARE_CHAPTER).stem}.ipynb", as_version=4)
     assert image_outputs(nb) == 3
     assert "smoke-b" in page_text(out / f"{Path(report.COMPARE_CHAPTER).stem}.html")
 
@@ -343,6 +378,152 @@ def test_comparison_chapter_and_a_corpus_without_natural_dead_tokens(smoke, tmp_
     names = ["03-cloud.py", "04-cooling.py", "05-fimbulwinter.py", "06-coherence.py", "07-phantom-vs-dead.py"]
     out = _chapters_only(lone, names, [lone.run], tmp_path / "lone")
     for name in names:
-        nb = nbformat.read(out / "notebooks" / f"{Path(name).stem}.ipynb", as_version=4)
+        nb = nbformat.read(out / f"{Path(name).stem}.ipynb", as_version=4)
         assert image_outputs(nb) == FIGURES[Path(name).stem], name
     assert "no natural dead tokens in this corpus" in page_text(out / "07-phantom-vs-dead.html")
+
+
+# ---- a killed render ---------------------------------------------------------------------------
+INVOKE = Path(sys.executable).with_name("invoke")
+
+
+@pytest.mark.slow
+def test_the_next_run_removes_what_a_killed_report_left(smoke, tmp_path):
+    """Killed mid-render, a report leaves its work folder and its kernel's socket folder; the next
+    `invoke report` removes both, and leaves alone a folder a live render owns."""
+    out, tmp = smoke.report_dir.parent, tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "DUCKLING_ROOT": str(smoke.root_dir), "DUCKLING_REPORT_ENGINE": "fallback",
+           "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([str(INVOKE), "report", "--run", smoke.run, "--force"], cwd=REPO, env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (list(out.glob(f".{smoke.run}.tmp-*")) and list(tmp.glob("duckling-kernel-*"))):
+            assert proc.poll() is None and time.monotonic() < deadline, "the render never started its kernel"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole render: invoke and its kernel
+        proc.wait()
+    left = list(out.glob(f".{smoke.run}.tmp-*")) + list(tmp.glob("duckling-kernel-*"))
+    assert len(left) == 2
+    with report._scratch(out, f".{smoke.run}.tmp-") as live:
+        time.sleep(2.5)  # older than a folder that may not hold its lock yet
+        r = subprocess.run([str(INVOKE), "report", "--run", smoke.run], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert not [p for p in left if p.exists()], "a killed render's folders survived the next run"
+        assert live.exists(), "a live render's folder was removed"
+
+
+# ---- the real Quarto: HTML and PDF -------------------------------------------------------------
+KIT = REPO.parent / "shared" / "tools" / "quarto"
+HEADINGS = re.compile(r"^#\s+(.+?)\s*(\{[^}]*\})?\s*$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def quarto():
+    """A real Quarto: one the report finds (PATH, beside Python, quarto-cli), else the kit installed into its
+    default prefix; skipped where there is neither."""
+    found = report._quarto()
+    if found:
+        return found
+    if not (KIT / "install.sh").exists():
+        pytest.skip("no Quarto: none on PATH and no kit at ../shared/tools/quarto "
+                    "(install Quarto or `pip install quarto-cli` to run the Quarto tests)")
+    prefix = Path.home() / ".cache" / "duckling-quarto"
+    r = subprocess.run(["bash", str(KIT / "install.sh"), str(prefix)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f"the Quarto kit did not install: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+    return str(prefix / "bin" / "quarto")
+
+
+@pytest.fixture(scope="module")
+def book(smoke, quarto):
+    """The smoke run rendered by `invoke report` with the real Quarto (a copy of the run, so the fallback
+    report stays as the other tests expect)."""
+    run = _copy_run(smoke, "smoke-quarto")
+    env = {**os.environ, "DUCKLING_ROOT": str(smoke.root_dir), "DUCKLING_REPORT_ENGINE": "quarto",
+           "PATH": os.pathsep.join([str(Path(quarto).parent), os.environ["PATH"]])}
+    r = subprocess.run([str(INVOKE), "report", "--run", run.run], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Quarto HTML + PDF The-Duckling-Record.pdf" in r.stdout
+    assert "without encryption" not in r.stdout + r.stderr  # kernels on IPC sockets, not TCP
+    return run, r
+
+
+def chapter_titles(cfg):
+    """(stem, title, number or None) in book order, from the chapters' own first heading."""
+    src, n, out = report.source_dir(cfg), 0, []
+    for name in report.chapters(src):
+        nb = jupytext.read(src / name, fmt="py:percent")
+        m = HEADINGS.search(report._FRONT.sub("", report._cells_text(nb)))
+        unnumbered = ".unnumbered" in (m.group(2) or "")
+        n += not unnumbered
+        out.append((Path(name).stem, m.group(1), None if unnumbered else n))
+    return out
+
+
+def check_book_text(text: str, cfg, where: str) -> None:
+    """What every rendering of the book must show, and what none may show."""
+    text = " ".join(text.split())
+    for stem, title, number in chapter_titles(cfg):
+        assert title in text, f"{where}: chapter title {title!r} missing"
+        for k in range(1, FIGURES[stem] + 1):
+            assert f"Figure {number}.{k}" in text, f"{where}: Figure {number}.{k} ({stem}) missing"
+    assert not re.search(r"\|\s*:?-{3,}|\| (field|value|set|stage) \|", text), f"{where}: raw table markup"
+    assert "``" not in text and "R^" not in text, f"{where}: raw code span or caret"
+    assert not re.search(r"Traceback|\w+Error\b|ERROR|Exception:|Stack trace", text), f"{where}: error text"
+    assert re.search(r"see Figure 5\.1|Figure 5\.1 follows", text, re.IGNORECASE), f"{where}: cross-reference"
+
+
+@pytest.mark.slow
+def test_quarto_pdf(book):
+    import pypdf
+
+    run, _ = book
+    pdf = run.report_dir / "The-Duckling-Record.pdf"
+    reader = pypdf.PdfReader(pdf)
+    pages = [p.extract_text() for p in reader.pages]
+    assert 20 <= len(pages) <= 45, len(pages)
+    assert sum(len(p.images) for p in reader.pages) == sum(FIGURES.values()), "a figure is missing"
+    assert all(t.strip() for t in pages[2:]), "a blank page inside the book"  # page 2: the cover's back
+    check_book_text("\n".join(pages), run, "PDF")
+    assert "$" not in "".join(pages), "TeX left unset"
+    summary = json.loads((run.record_dir / "record.json").read_text())
+    assert summary["provenance"]["movie_sha256"] in "".join("".join(pages).split())
+
+
+@pytest.mark.slow
+def test_quarto_pdf_text_stays_inside_the_page_margins(book):
+    if not shutil.which("pdftotext"):
+        pytest.skip("needs pdftotext (poppler-utils) for word positions")
+    run, _ = book
+    box = subprocess.run(["pdftotext", "-bbox", str(run.report_dir / "The-Duckling-Record.pdf"), "-"],
+                         capture_output=True, text=True, check=True).stdout
+    margin = 3 * 72 / 2.54 - 10  # the book template's 3 cm side margins, less a table cell's inset of slack
+    for i, page in enumerate(box.split("<page ")[1:], 1):
+        width, height = (float(v) for v in re.search(r'width="([\d.]+)" height="([\d.]+)"', page).groups())
+        for x0, y0, x1, y1, word in re.findall(
+                r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<', page):
+            # section numbers hang into the left margin by design; nothing may cross the right one
+            assert float(x1) <= width - margin and float(x0) >= 28 and 28 <= float(y0) <= float(y1) <= height - 28, \
+                f"page {i}: {word!r} at x {x0}..{x1} (page width {width:.0f})"
+
+
+@pytest.mark.slow
+def test_quarto_html(book):
+    run, _ = book
+    out = run.report_dir
+    text = []
+    for stem, _title, number in chapter_titles(run):
+        page = out / ("index.html" if stem == "index" else f"{stem}.html")
+        raw = page.read_text()
+        main = raw[raw.index("<main"):raw.index("</main>")]
+        assert main.count("<img") == FIGURES[stem], stem
+        assert main.count("<figcaption") == FIGURES[stem], stem
+        if number is None:
+            assert 'class="chapter-number"' not in main[:main.index("</h1>")], f"{stem} is unnumbered"
+        text.append(page_text(page))
+    check_book_text("\n".join(text), run, "HTML")
+    assert not list(out.parent.glob(".*")), "temporary folders left behind"
