@@ -280,8 +280,8 @@ def count_bins(counts: np.ndarray, separator_id: int) -> dict[str, np.ndarray]:
     out = {}
     for lo, hi in COUNT_BINS:
         name = f"seen_{lo}" if lo == hi else f"seen_{lo}+" if hi is None else f"seen_{lo}-{hi}"
-        keep = (counts >= lo) & (counts <= (hi if hi is not None else counts.max(initial=0)))
-        out[name] = ids[keep & (ids != separator_id)]
+        keep = (counts >= lo) & (True if hi is None else counts <= hi) & (ids != separator_id)
+        out[name] = ids[keep]
     return out
 
 

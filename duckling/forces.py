@@ -77,6 +77,7 @@ class Forces:
                 raise DucklingError(f"{path}: made for other token sets or steps; retrain with "
                                     f"`invoke train --force`")
         self.hidden = torch.zeros(d, device=device)
+        self.group = None
 
     def hook(self, module, inputs, output) -> None:
         """Forward hook on the final LayerNorm: the mean hidden state of this step's positions."""
@@ -94,7 +95,9 @@ class Forces:
     def after_step(self, step: int, w: torch.Tensor, opt, lr: float, wd: float) -> None:
         """After opt.step: the Adam direction and the update from AdamW's state, as torch applies it:
         w <- w (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps)."""
-        st, group = opt.state[w], next(g for g in opt.param_groups if any(p is w for p in g["params"]))
+        if self.group is None:  # W's parameter group, found once
+            self.group = next(g for g in opt.param_groups if any(p is w for p in g["params"]))
+        st, group = opt.state[w], self.group
         b1, b2 = group["betas"]
         t = st["step"].to(torch.float32)
         a = (st["exp_avg"] / (1 - b1 ** t)) / ((st["exp_avg_sq"] / (1 - b2 ** t)).sqrt() + group["eps"])

@@ -20,7 +20,7 @@ STAGES = ("tokenizer", "corpus", "train", "analyze", "report")
 _ENTRY = {"tokenizer": ("duckling.tokenizer", "build"), "corpus": ("duckling.corpus", "build"),
           "train": ("duckling.train", "run"), "analyze": ("duckling.record", "analyze"),
           "report": ("duckling.report", "render")}
-TRAIN_FILES = ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv", "forces.npy")
+TRAIN_FILES = ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv", "forces.npy")  # + the movie
 
 
 def outputs(stage: str, cfg: Config) -> list[Path]:

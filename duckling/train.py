@@ -214,7 +214,9 @@ def check_movie(cfg: Config, fp: str, frames: int) -> None:
 
 
 def _clear(cfg: Config) -> None:
-    for name in ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv", forces.FILE):
+    from duckling.pipeline import TRAIN_FILES  # what this stage writes, listed once
+
+    for name in TRAIN_FILES:
         (cfg.run_dir / name).unlink(missing_ok=True)
     movie.truncate(cfg.movie_dir, -1)
 
