@@ -75,7 +75,7 @@ class Forces:
             self.mm = np.lib.format.open_memmap(path, mode="r+")
             if self.mm.dtype != self.dtype or self.mm.shape != shape:
                 raise DucklingError(f"{path}: made for other token sets or steps; retrain with "
-                                    f"`invoke train --force`")
+                                    f"`invoke train --run {run_dir.name} --force`")
         self.hidden = torch.zeros(d, device=device)
         self.group = None
 

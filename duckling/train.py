@@ -388,8 +388,6 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     opt = make_optimizer(cfg, model, device)
     start = restore_or_clear(cfg, model, opt, fp, force, device)
     fwd = torch.compile(model) if cfg.compile else model  # training steps only; eval and samples stay eager
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
-    log, writers = StepLog(cfg, start, device, bar), {}
     pull = None
     if cfg.log_forces:
         sets = {"phantom": np.flatnonzero(tokenizer.load_dead_mask(cfg)),
@@ -397,6 +395,8 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
                 **corpus.count_bins(data["counts"][: cfg.live_vocab], cfg.separator_id)}
         pull = forces.Forces(cfg.run_dir, sets, cfg.rows, cfg.d_model, cfg.steps, start == 0, device, LOG_EVERY)
         model.ln_f.register_forward_hook(pull.hook)
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
+    log, writers = StepLog(cfg, start, device, bar), {}
     t_start, failed, step, saved = time.perf_counter(), True, start, start
     try:
         writers = open_movies(cfg, model, start, fp, precision) if record else {}

@@ -316,3 +316,13 @@ def test_disk_full_while_recording_is_one_line_and_training_resumes(copy, tmp_pa
         assert steps.tolist() == list(range(241))
     finally:
         subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_a_forces_log_of_another_shape_is_named_and_the_advice_retrains(copy):
+    path = copy / "runs" / "base" / "forces.npy"
+    np.save(path, np.load(path)[:10])  # a resumed run would write into rows that are not there
+    (copy / "runs" / "base" / "train.json").unlink()
+    line = error_line(inv(copy, "train", "--run", "base", ok=False))
+    assert str(path) in line
+    inv(copy, *advice(line))
+    assert np.load(path).shape == (25,)
