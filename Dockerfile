@@ -32,7 +32,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation /src
 # ---- the image --------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 ARG BASE_IMAGE
-# duckling.container.build_image passes pyproject's version plus the commit; the run card reads it
+# duckling.ops.container.build_image passes pyproject's version plus the commit; the run card reads it
 # from the environment
 ARG DUCKLING_IMAGE_VERSION=0.1.0
 LABEL org.opencontainers.image.title="duckling" \

@@ -85,7 +85,7 @@ def test(c, fast=False, k=None):
 @task(help={"only": "run only benchmarks whose file name contains this"})
 def bench(c, only=""):
     """Run the benchmarks in bench/; each writes its JSON result to bench/results/."""
-    from duckling.benchmarks import run_all
+    from duckling.ops.benchmarks import run_all
 
     raise Exit(code=run_all(only))
 
@@ -93,7 +93,7 @@ def bench(c, only=""):
 @task(help={"max_children": "mutants tested side by side (default 2)"})
 def mutants(c, max_children=2):
     """Mutation testing of the answer layer (mutmut; slow): score and survivors to bench/results/mutants.json."""
-    from duckling.benchmarks import BENCH
+    from duckling.ops.benchmarks import BENCH
 
     raise Exit(code=subprocess.call([sys.executable, str(BENCH / "mutants.py"), "--max-children", str(max_children)]))
 
@@ -102,7 +102,7 @@ def mutants(c, max_children=2):
 @_clean_errors
 def clean(c, run=None, yes=False):
     """Delete generated outputs (data/, movies/, runs/, report/_output/) of one run or all."""
-    from duckling.clean import clean as do_clean
+    from duckling.ops.clean import clean as do_clean
 
     do_clean(run=run, yes=yes)
 
@@ -111,7 +111,7 @@ def clean(c, run=None, yes=False):
 @_clean_errors
 def docker_build(c, tag="duckling", pull=False, no_cache=False):
     """Build the CUDA Docker image (pinned base, hashed lock, Quarto)."""
-    from duckling import container
+    from duckling.ops import container
 
     container.build_image(tag, pull=pull, no_cache=no_cache)
 
@@ -120,7 +120,7 @@ def docker_build(c, tag="duckling", pull=False, no_cache=False):
 @_clean_errors
 def docker_run(c, tag="duckling", gpus=True):
     """Run a command in the image, outputs mounted: invoke docker-run -- invoke all --profile smoke"""
-    from duckling import container
+    from duckling.ops import container
 
     args = getattr(c, "remainder", "")
     raise Exit(code=container.run_image(shlex.split(args) or ["invoke", "all"], tag, gpus=gpus))
@@ -130,6 +130,6 @@ def docker_run(c, tag="duckling", gpus=True):
 @_clean_errors
 def lock(c, upgrade=False):
     """Regenerate requirements/lock.txt (hashed pins for the image) from pyproject.toml."""
-    from duckling import container
+    from duckling.ops import container
 
     container.lock(upgrade=upgrade)

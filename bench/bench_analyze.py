@@ -9,7 +9,7 @@ step size decays over 4.5 decades, the phantoms drifting together, so the moveme
 from teleporting to frozen as in a run), then times:
   floor    a plain sequential read of the shard files in 16 MB chunks (readinto, nothing else),
            before and after the analyze runs; the faster one is the floor;
-  analyze  record.analyze on a run folder around the movie (verify on, as the stage runs), in a
+  analyze  stage.analyze on a run folder around the movie (verify on, as the stage runs), in a
            child process so its peak memory is its own; --repeat runs, the fastest reported.
 Pages are dropped from the cache before each (fsync + posix_fadvise DONTNEED) and `fincore` says
 how much was still cached. The machine's load average is recorded beside every run: other jobs
@@ -105,8 +105,9 @@ def make_run(root: Path, n_frames: int, seed: int = 0):
     N_DEAD natural dead ids, train.json, evals.csv, tokenizer and corpus meta)."""
     from safetensors.numpy import save_file
 
-    from duckling import config, corpus, tokenizer
+    from duckling import config
     from duckling.config import Config
+    from duckling.data import corpus, tokenizer
     from duckling.io import write_json
 
     cfg = Config(run="bench", profile="10pct", root=str(root), max_steps=n_frames - 1)
@@ -176,7 +177,7 @@ class PeakMemory(threading.Thread):
 
 
 def child_analyze(root: str, workers: int | None, verify: bool) -> dict:
-    from duckling import record
+    from duckling.analyze import stage
     from duckling.config import Config
 
     cfg = Config.from_dict(json.loads((Path(root) / "runs" / "bench" / "config.json").read_text()))
@@ -184,7 +185,7 @@ def child_analyze(root: str, workers: int | None, verify: bool) -> dict:
     mem.start()
     r0, k0, t0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN), \
         time.perf_counter()
-    rec = record.analyze(cfg, force=True, progress=False, verify=verify, workers=workers)
+    rec = stage.analyze(cfg, force=True, progress=False, verify=verify, workers=workers)
     dt = time.perf_counter() - t0
     r1, k1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     mem.stop.set()

@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, write_result
 
-from duckling import config, corpus, tokenizer
+from duckling import config
+from duckling.data import corpus, tokenizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cpu_name, drop_cache  # noqa: E402
+
 from duckling.movie import Movie, MovieWriter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "movie.json"

@@ -24,8 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, write_result
 
-from duckling import config, report
+from duckling import config
+from duckling.book import render
 from duckling.errors import DucklingError
+from duckling.io import read_json
 
 TARGET = 1.3
 
@@ -40,7 +42,7 @@ def main() -> None:
     ap.add_argument("--run", default="demo")
     ap.add_argument("--rounds", type=int, default=3, help="renders with each engine, interleaved")
     a = ap.parse_args()
-    quarto = report._quarto()
+    quarto = render._quarto()
     if quarto is None:
         sys.exit("error: bench_report: no Quarto (put one on PATH: bash ../shared/tools/quarto/install.sh PREFIX)")
     root = os.environ.get("DUCKLING_ROOT", ".")
@@ -50,20 +52,20 @@ def main() -> None:
         sys.exit(f"error: bench_report: {e} (make the run first: DUCKLING_ROOT={root} invoke all --profile demo)")
 
     executing = []
-    execute = report._execute
+    execute = render._execute
 
     def timed_execute(*args, **kw):  # the shared part: executing the chapters
         t0 = time.perf_counter()
         out = execute(*args, **kw)
         executing.append(time.perf_counter() - t0)
         return out
-    report._execute = timed_execute
+    render._execute = timed_execute
 
     runs = {"fallback": [], "quarto": []}
     for i in range(a.rounds):
         for engine in ("fallback", "quarto")[:: 1 if i % 2 == 0 else -1]:
             t0, c0 = time.perf_counter(), cpu()
-            report.render(cfg, force=True, engine=engine, progress=False)
+            render.render(cfg, force=True, engine=engine, progress=False)
             wall, cpus = time.perf_counter() - t0, cpu() - c0
             runs[engine].append({"wall_s": round(wall, 2), "cpu_s": round(cpus, 2),
                                  "execute_s": round(executing[-1], 2), "pages_s": round(wall - executing[-1], 2)})
@@ -72,12 +74,12 @@ def main() -> None:
     med = {e: {k: round(statistics.median(r[k] for r in rs), 2) for k in rs[0]} for e, rs in runs.items()}
     ratio = med["quarto"]["wall_s"] / med["fallback"]["wall_s"]
     res = {"benchmark": "report", "machine": machine_info(), "run": a.run, "frames": None,
-           "quarto": report._engine_label("quarto", quarto), "fallback": report._engine_label("fallback", None),
+           "quarto": render._engine_label("quarto", quarto), "fallback": render._engine_label("fallback", None),
            "rounds": runs, "median": med, "quarto_over_fallback_wall": round(ratio, 3),
            "quarto_over_fallback_cpu": round(med["quarto"]["cpu_s"] / med["fallback"]["cpu_s"], 3),
            "target": TARGET, "met": ratio <= TARGET, "outputs": str(cfg.report_dir)}
     try:
-        res["frames"] = report.read_json(cfg.record_dir / "record.json")["provenance"]["frames"]
+        res["frames"] = read_json(cfg.record_dir / "record.json")["provenance"]["frames"]
     except (OSError, KeyError, ValueError):
         pass
     print(f"report: Quarto {med['quarto']['wall_s']} s vs fallback {med['fallback']['wall_s']} s (median of "

@@ -27,8 +27,10 @@ from safetensors.numpy import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, write_result
 
-from duckling import config, corpus, tokenizer, train
+from duckling import config
+from duckling.data import corpus, tokenizer
 from duckling.io import write_json
+from duckling.train import loop
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_train.py"
 
@@ -57,7 +59,7 @@ def duckling_tps(root: str, device: str, steps: int, warmup: int, record: bool, 
     cfg.save()
     fake_corpus(cfg)
     marks = []  # the loop's clock after each step; the final eval, checkpoint and samples come after
-    train.run(cfg, force=True, progress=False, record=record, on_step=lambda _: marks.append(time.perf_counter()))
+    loop.run(cfg, force=True, progress=False, record=record, on_step=lambda _: marks.append(time.perf_counter()))
     dt = marks[-1] - marks[warmup - 1]
     timed = len(marks) - warmup
     return {"steps": timed, "seconds": round(dt, 4), "tokens_per_s": round(timed * cfg.tokens_per_step / dt, 1)}
@@ -107,7 +109,7 @@ def main() -> None:
             cfg.save()
             fake_corpus(cfg)
             marks = []
-            train.run(cfg, progress=True, on_step=lambda _: marks.append(time.perf_counter()))
+            loop.run(cfg, progress=True, on_step=lambda _: marks.append(time.perf_counter()))
             res["full_10pct_run"] = {"steps": len(marks), "seconds_with_recording": round(marks[-1] - marks[0], 2)}
     tps = {k: [x["tokens_per_s"] for x in v] for k, v in runs.items()}
     res.update({k: {"tokens_per_s": spread(v)} for k, v in tps.items()})

@@ -29,18 +29,18 @@ from common import machine_info, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.90
-SCOPE = ("duckling.record.x__learning__*", "duckling.record.x__read_evals__*", "duckling.record.x__compare__*",
-         "duckling.record.x__lifecycle__*", "duckling.record.x__summaries__*",
-         "duckling.compare.*", "duckling.cooling.x_late_slope__*",
-         "duckling.lattice.x_fimbulwinter_verdict__*", "duckling.lattice.x__onset__*",
-         "duckling.train.x_lr_at__*", "duckling.train.x__stash_phantom_mass__*",
-         "duckling.train.xǁCsvLogǁwrite__*", "duckling.train.xǁStepLogǁslot__*", "duckling.train.xǁStepLogǁadd__*",
-         "duckling.model.x_phantom_mass_from_grad__*")
+SCOPE = ("duckling.analyze.stage.x__learning__*", "duckling.analyze.stage.x__read_evals__*", "duckling.analyze.stage.x__compare__*",
+         "duckling.analyze.stage.x__lifecycle__*", "duckling.analyze.stage.x__summaries__*",
+         "duckling.metrics.compare.*", "duckling.metrics.cooling.x_late_slope__*",
+         "duckling.metrics.lattice.x_fimbulwinter_verdict__*", "duckling.metrics.lattice.x__onset__*",
+         "duckling.train.loop.x_lr_at__*", "duckling.train.loop.x__stash_phantom_mass__*",
+         "duckling.train.loop.xǁCsvLogǁwrite__*", "duckling.train.loop.xǁStepLogǁslot__*", "duckling.train.loop.xǁStepLogǁadd__*",
+         "duckling.train.model.x_phantom_mass_from_grad__*")
 # functions of the training loop that do more than log: only their mutants on a logging line count, a
 # line that names one of LOGGING and is none of NOT_LOGGING (opening a log for a resume, the progress
 # bar, the throughput clock, the force recorder)
-LINES_OF = ("duckling.train.x_run__*", "duckling.train.x_train_step__*", "duckling.train.xǁStepLogǁ__init____*",
-            "duckling.train.xǁStepLogǁflush__*")
+LINES_OF = ("duckling.train.loop.x_run__*", "duckling.train.loop.x_train_step__*", "duckling.train.loop.xǁStepLogǁ__init____*",
+            "duckling.train.loop.xǁStepLogǁflush__*")
 LOGGING = re.compile(r"\b(bpb_scale|stats|pending|evals|csv|vals|vl|gnorm|loss|last_loss|lr|slot|flush)\b")
 NOT_LOGGING = re.compile(r"CsvLog\(|set_postfix|^\s*tps = |\bkeep = |\bpull\b")
 

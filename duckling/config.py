@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from duckling import lattice
 from duckling.errors import DucklingError
 from duckling.io import atomic_write_text, fingerprint
+from duckling.metrics import lattice
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
 
@@ -71,7 +71,7 @@ class Config:
 
     # recording, evaluation, checkpoints
     record_every: int = 1
-    log_forces: bool = True  # runs/<run>/forces.npy: the forces on each token set, every step (duckling/forces.py)
+    log_forces: bool = True  # runs/<run>/forces.npy: the forces on each token set, every step (duckling/train/forces.py)
     shard_frames: int = 128
     eval_every: int = 50
     eval_batches: int = 8
@@ -222,6 +222,11 @@ FREE = ("threads", "checkpoint_every")  # no stage's outputs depend on these: th
 AFTER_CORPUS = ("train", "analyze", "report")  # stages that need an existing run
 
 
+def default_root() -> str:
+    """Where runs, data, movies and the book's output live: DUCKLING_ROOT, else the current folder."""
+    return os.environ.get("DUCKLING_ROOT", ".")
+
+
 def _parse_value(name: str, raw: str, current):
     """Turn an override string into the type of the field it sets."""
     try:
@@ -283,7 +288,7 @@ def build(profile: str, run: str | None = None, fraction: float | None = None,
     if run is None:
         run = profile if fraction is None else f"{profile}-f{fraction:g}"
     values["run"], values["profile"] = run, profile
-    values["root"] = root or os.environ.get("DUCKLING_ROOT", ".")
+    values["root"] = root or default_root()
     cfg = Config.from_dict(values)
     validate(cfg, "--set" if overrides else "")
     return cfg
@@ -327,13 +332,13 @@ def validate(cfg: Config, where: str = "") -> None:
 
 def runs(root: str | None = None) -> list[str]:
     """The runs under root: folders of runs/ holding a config.json."""
-    d = Path(root or os.environ.get("DUCKLING_ROOT", ".")) / "runs"
+    d = Path(root or default_root()) / "runs"
     return sorted(p.parent.name for p in d.glob("*/config.json")) if d.is_dir() else []
 
 
 def load(run: str, root: str | None = None) -> Config:
     """The saved config of a run, checked exactly like a new one."""
-    root = root or os.environ.get("DUCKLING_ROOT", ".")
+    root = root or default_root()
     path = Path(root) / "runs" / run / "config.json"
     if not path.exists():
         known = ", ".join(runs(root)) or "none yet"
@@ -409,7 +414,7 @@ def resolve(profile: str | None = None, run: str | None = None, fraction=None,
     """
     overrides = parse_overrides(set_)
     fraction = parse_fraction(fraction)
-    root = root or os.environ.get("DUCKLING_ROOT", ".")
+    root = root or default_root()
     guess = profile
     if run is None:
         guess = profile or default_profile()

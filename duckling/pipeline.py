@@ -5,22 +5,22 @@ it for a new run; refuses a changed one unless forced), runs the stage and notes
 """
 from __future__ import annotations
 
-import importlib
 import shutil
 import time
 from pathlib import Path
 
 from duckling import config
+from duckling.analyze.stage import analyze
+from duckling.book.render import render
 from duckling.config import Config
+from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
 from duckling.io import read_json, run_lock, write_json
+from duckling.train.loop import TRAIN_FILES
+from duckling.train.loop import run as train
 
-STAGES = ("tokenizer", "corpus", "train", "analyze", "report")
-# stage -> (module, function)
-_ENTRY = {"tokenizer": ("duckling.tokenizer", "build"), "corpus": ("duckling.corpus", "build"),
-          "train": ("duckling.train", "run"), "analyze": ("duckling.record", "analyze"),
-          "report": ("duckling.report", "render")}
-TRAIN_FILES = ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv", "forces.npy")  # + the movie
+ENTRY = {"tokenizer": tokenizer.build, "corpus": corpus.build, "train": train, "analyze": analyze, "report": render}
+STAGES = tuple(ENTRY)  # in the order they run
 
 
 def outputs(stage: str, cfg: Config) -> list[Path]:
@@ -71,14 +71,13 @@ def settle(stage: str, cfg: Config, force: bool) -> None:
 def run_stage(stage: str, cfg: Config, force: bool = False, **kwargs):
     """Run one stage under the run's lock; note its wall time in runs/<run>/timings.json (for the
     run card) only when it did its work, so a skip never hides what the work cost."""
-    mod, fn = _ENTRY[stage]
     with run_lock(cfg.run_dir):
         new = not (cfg.run_dir / "config.json").exists()
         settle(stage, cfg, force)
         before = _stamp(done_marker(stage, cfg))
         t0 = time.perf_counter()
         try:
-            out = getattr(importlib.import_module(mod), fn)(cfg, force=force, **kwargs)
+            out = ENTRY[stage](cfg, force=force, **kwargs)
         except BaseException:
             if new:  # a run whose first stage failed is no run: its next try may choose other settings
                 (cfg.run_dir / "config.json").unlink(missing_ok=True)

@@ -9,13 +9,12 @@
 
 # %%
 import importlib.metadata
-import os
 import platform
 
-from duckling import report
-from duckling.report import code, fmt, md, table
+from duckling.book import api
+from duckling.book.api import code, fmt, md, table
 
-ctx = report.context()
+ctx = api.context()
 cfg, summ, tr = ctx.cfg, ctx.summary, ctx.train
 prov = summ["provenance"]
 md(f"Run **{ctx.run}**, profile `{cfg.profile}`, seed {cfg.seed}.")
@@ -97,8 +96,9 @@ def version(pkg):
 rows = [["python", platform.python_version()], ["platform", platform.platform()],
         ["torch (training)", tr.get("torch", version("torch"))]]
 rows += [[p, version(p)] for p in ("duckling", "numpy", "scipy", "safetensors", "tokenizers", "matplotlib")]
-rows += [["report renderer", os.environ.get("DUCKLING_RENDERER", "n/a")],
-         ["image version", os.environ.get("DUCKLING_IMAGE_VERSION") or "not in a Duckling image"]]
+given = api.params()
+rows += [["report renderer", given.get("renderer", "n/a")],
+         ["image version", given.get("image") or "not in a Duckling image"]]
 md(table(["", "version"], rows))
 
 # %% [markdown]

@@ -11,10 +11,10 @@
 # frequencies but ignores context (@fig-loss).
 
 # %%
-from duckling import plots, report
-from duckling.report import escape, fmt, md, show, table
+from duckling.book import api, plots
+from duckling.book.api import escape, fmt, md, show, table
 
-ctx = report.context()
+ctx = api.context()
 L = ctx.summary["learning"]
 md(f"**{L['answer']}**")
 

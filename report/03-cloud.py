@@ -10,10 +10,10 @@
 # beside them for reference, always in the same colours.
 
 # %%
-from duckling import plots, report
-from duckling.report import fmt, md, show, table
+from duckling.book import api, plots
+from duckling.book.api import fmt, md, show, table
 
-ctx = report.context()
+ctx = api.context()
 s, summ = ctx.series, ctx.summary
 sets = [S for S in plots.SETS if plots.present(s, S)]
 absent = [S for S in plots.SETS if S not in sets]

@@ -9,10 +9,10 @@
 # power law $\mathrm{speed} \propto \mathrm{step}^{\,\mathrm{slope}}$ is a straight line on log-log axes; its slope is the cooling exponent.
 
 # %%
-from duckling import plots, report
-from duckling.report import fmt, md, show, step, table
+from duckling.book import api, plots
+from duckling.book.api import fmt, md, show, step, table
 
-ctx = report.context()
+ctx = api.context()
 s, summ = ctx.series, ctx.summary
 sets = [S for S in plots.SETS if plots.present(s, S)]
 cool = summ["cooling"]

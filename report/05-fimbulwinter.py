@@ -12,10 +12,10 @@
 # neighbouring cells. @fig-regimes follows the regimes through training.
 
 # %%
-from duckling import plots, report
-from duckling.report import fmt, md, show, step, table
+from duckling.book import api, plots
+from duckling.book.api import fmt, md, show, step, table
 
-ctx = report.context()
+ctx = api.context()
 s, summ = ctx.series, ctx.summary
 fw = summ["fimbulwinter"]
 sets = [S for S in plots.SETS if plots.present(s, S)]

@@ -12,10 +12,10 @@
 # from chance is drawn with the data.
 
 # %%
-from duckling import plots, report
-from duckling.report import fmt, md, show, table
+from duckling.book import api, plots
+from duckling.book.api import fmt, md, show, table
 
-ctx = report.context()
+ctx = api.context()
 s, summ = ctx.series, ctx.summary
 co = summ["coherence"]
 k = summ["k"]
@@ -27,7 +27,7 @@ md(table(["set", "mean coherence (1 step)", f"mean coherence ({k} steps)", "alig
 
 # %%
 # the readings are sentences: a list below the table, not a squeezed column in it
-md("\n".join(f"- **{plots.LABELS[S]}**: {report.math(co[S].get('interpretation', 'n/a'))}" for S in sets))
+md("\n".join(f"- **{plots.LABELS[S]}**: {api.math(co[S].get('interpretation', 'n/a'))}" for S in sets))
 
 # %%
 show(plots.coherence(s, summ), "fig-coherence")

@@ -10,10 +10,10 @@
 # softmax and by weight decay. Do they behave alike?
 
 # %%
-from duckling import plots, report
-from duckling.report import fmt, md, show, table
+from duckling.book import api, plots
+from duckling.book.api import fmt, md, show, table
 
-ctx = report.context()
+ctx = api.context()
 s, summ = ctx.series, ctx.summary
 comp = summ["compare"]
 n_dead = summ["sets"]["natural_dead"]

@@ -6,16 +6,18 @@
 # # Methods
 #
 # What every quantity in this book is, how it was computed, and the thresholds behind each verdict.
-# Definitions are the docstrings of the functions that computed the Record, as they were when this run
-# was analysed (their formulas set as math).
+# Definitions are the docstrings of the functions that define the Record's series (the compiled pass
+# is held to each by a test) and of those that computed its summaries and verdicts, as they were when
+# this run was analysed (their formulas set as math).
 
 # %%
 import math
 
-from duckling import cloud, coherence, lattice, plots, report
-from duckling.report import fmt, md, table
+from duckling.book import api, plots
+from duckling.book.api import fmt, md, table
+from duckling.metrics import cloud, coherence, lattice
 
-ctx = report.context()
+ctx = api.context()
 cfg, summ = ctx.cfg, ctx.summary
 d = cfg.d_model
 
@@ -85,7 +87,7 @@ md(table(["regime (checked in this order)", "condition on the cells crossed per 
 # - The comparison of phantom and natural dead tokens is reported with both tests, without correcting
 #   the p-values for the number of steps tested; the table gives every value.
 # - Numerics: each frame is read once, checksum verified, and each set's rows are swept by one
-#   compiled pass (`duckling.kernel`) that the tests hold to the plain definitions below (lattice
+#   compiled pass (`duckling.analyze.fast`) that the tests hold to the plain definitions below (lattice
 #   numbers exactly, sums of squares to rounding, since it sums them in float64). The gyration
 #   tensor is summed in float32 from rows centred on the float64 centroid, and its top eigenpair
 #   comes from LAPACK's ssyevr on that float32 tensor; the eigenvalues agree with a float64
@@ -98,5 +100,7 @@ md(table(["regime (checked in this order)", "condition on the cells crossed per 
 defs = summ.get("definitions", {})
 if not defs:
     md("The Record holds no definitions.")
-for name, doc in defs.items():
-    md(f"### {name.replace('_', ' ')}\n\n{report.definition(doc)}")
+for name, entry in defs.items():
+    series = ", ".join(f"`{m}`" for m in entry["series"])
+    md(f"### {name.replace('_', ' ')}\n\n" + (f"*Series:* {series}\n\n" if series else "")
+       + api.definition(entry["doc"]))

@@ -9,10 +9,10 @@
 # cooling and the drift of the phantom and natural dead tokens.
 
 # %%
-from duckling import plots, report
-from duckling.report import fmt, md, show, step, table
+from duckling.book import api, plots
+from duckling.book.api import fmt, md, show, step, table
 
-ctxs = [report.context(r) for r in report.runs()]
+ctxs = [api.context(r) for r in api.runs()]
 records = [(c.run, c.series, c.summary) for c in ctxs]
 md(table(["run", "precision", "steps", "final val loss", "phantom verdict", "frozen ≥ 99% from",
           "phantom cooling slope", "phantom drift at the end"],

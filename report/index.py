@@ -12,10 +12,10 @@
 # Record and training logs.
 
 # %%
-from duckling import report
-from duckling.report import fmt, md, step, table
+from duckling.book import api
+from duckling.book.api import fmt, md, step, table
 
-ctx = report.context()
+ctx = api.context()
 summ = ctx.summary
 learn, comp, life = summ["learning"], summ["compare"], summ["lifecycle"]
 fw = summ["fimbulwinter"].get("phantom", {"verdict": "n/a"})

@@ -7,8 +7,9 @@ import types
 import numpy as np
 import pytest
 
-from duckling import compare, cooling, lattice, record
+from duckling.analyze import fields, stage
 from duckling.errors import DucklingError
+from duckling.metrics import compare, cooling, lattice
 
 STEPS = np.arange(17)  # frame 0 is the initialisation; steps 1..16 have speeds
 
@@ -20,7 +21,7 @@ def learning(tmp_path, val_losses, entropy, bpb=None, final_loss=1.5):
     lines = ["step,val_loss,val_bpb"] + [f"{10 * (i + 1)},{v!r},{b!r}" for i, (v, b) in enumerate(zip(val_losses, bpb))]
     (tmp_path / "evals.csv").write_text("\n".join(lines) + "\n")
     cfg = types.SimpleNamespace(run_dir=tmp_path)
-    return record._learning(cfg, {"unigram_entropy_nats": entropy}, {"final_loss": final_loss})
+    return stage._learning(cfg, {"unigram_entropy_nats": entropy}, {"final_loss": final_loss})
 
 
 def test_a_loss_below_plateau_and_floor_learns(tmp_path):
@@ -49,7 +50,7 @@ def test_a_loss_above_either_line_has_not_learned(tmp_path, final, entropy, plat
 def test_no_validation_losses_names_the_task(tmp_path):
     (tmp_path / "evals.csv").write_text("step,val_loss,val_bpb\n")
     with pytest.raises(DucklingError, match="invoke train"):
-        record._learning(types.SimpleNamespace(run_dir=tmp_path), {"unigram_entropy_nats": 1.0}, {})
+        stage._learning(types.SimpleNamespace(run_dir=tmp_path), {"unigram_entropy_nats": 1.0}, {})
 
 
 # ---- question 2: phantom vs natural dead ----------------------------------------------------
@@ -62,7 +63,7 @@ def compared(speeds_p, speeds_d, sizes=None, steps=(0, 10, 20, 30)):
          "phantom/drift": np.array([0, 7, 5.7, 1.0]), "natural_dead/drift": np.array([0, 3, 1.4, 2.0])}
     steps = np.asarray(steps)
     idx = np.array([1, 3])[: max(0, steps.size - 1)]
-    return record._compare(S, steps, idx, sizes or {"phantom": 6, "natural_dead": 6})
+    return stage._compare(S, steps, idx, sizes or {"phantom": 6, "natural_dead": 6})
 
 
 SAME = np.arange(1.0, 7.0)
@@ -109,7 +110,7 @@ def test_two_frames_are_enough_to_compare():
     S = {"phantom/speeds_at_tests": np.array([SAME]), "natural_dead/speeds_at_tests": np.array([FAST]),
          "phantom/centroid": np.array([[0, 0], [2, 2]], float), "natural_dead/centroid": np.array([[1, 1], [1, 3]], float),
          "phantom/drift": np.array([0, math.sqrt(8)]), "natural_dead/drift": np.array([0, 2.0])}
-    out = record._compare(S, np.array([0, 5]), np.array([1]), {"phantom": 6, "natural_dead": 6})
+    out = stage._compare(S, np.array([0, 5]), np.array([1]), {"phantom": 6, "natural_dead": 6})
     assert out["tests"][0]["step"] == 5 and out["drift_angle_deg"] == pytest.approx(45.0)
     assert out["answer"].endswith("their centroids drifted 2.83 and 2, 45 degrees apart.")
 
@@ -132,7 +133,7 @@ def test_lifecycle_steps_are_read_off_the_phantom_series():
          "phantom/speed_q50": np.array([np.nan, 1, 3, 2, 0.5, 0.1]),
          "natural_dead/velocity": np.array([np.nan, 1, 1, 1, 1, 1]),
          "natural_dead/speed_q50": np.array([np.nan, 9, 1, 1, 1, 1])}
-    out = record._lifecycle(S, steps, {"phantom": {"onset_50": 40}, "natural_dead": {"onset_50": 10}})
+    out = stage._lifecycle(S, steps, {"phantom": {"onset_50": 40}, "natural_dead": {"onset_50": 10}})
     assert (out["birth"], out["drift_start"], out["cooling_start"], out["freeze_start"]) == (0, 30, 20, 40)
     assert out["sentence"] == ("Born at step 0, the phantom cloud starts drifting at step 30, cools from step 20 "
                                "(its median speed peaks there) and freezes (over half its tokens unchanged in bf16 "
@@ -141,18 +142,18 @@ def test_lifecycle_steps_are_read_off_the_phantom_series():
 
 def test_a_cloud_that_never_moves_or_freezes():
     S = {"phantom/velocity": np.array([np.nan, 0, 0]), "phantom/speed_q50": np.full(3, np.nan)}
-    out = record._lifecycle(S, np.array([0, 1, 2]), {"phantom": {"onset_50": None}})
+    out = stage._lifecycle(S, np.array([0, 1, 2]), {"phantom": {"onset_50": None}})
     assert out["drift_start"] is None and out["cooling_start"] is None and out["freeze_start"] is None
     assert out["sentence"].endswith("does not freeze within the run.")
-    assert record._lifecycle(S, np.array([0, 1, 2]), {})["freeze_start"] is None
+    assert stage._lifecycle(S, np.array([0, 1, 2]), {})["freeze_start"] is None
 
 
 # ---- the summaries --------------------------------------------------------------------------
 def series(T=STEPS.size, **by_set):
     """A hand-built Record: every series of every set NaN, except those given as {set: {metric: values}}.
     A set's regimes default to all frozen."""
-    S = {f"{s}/{m}": np.full(T, np.nan) for s in record.SETS for m in record.SCALARS}
-    for s in record.SETS:
+    S = {f"{s}/{m}": np.full(T, np.nan) for s in stage.SETS for m in fields.SCALARS}
+    for s in stage.SETS:
         S[f"{s}/regimes"] = np.tile([1.0, 0, 0, 0, 0], (T, 1))
         S[f"{s}/regimes"][0] = np.nan
     for s, metrics in by_set.items():
@@ -161,7 +162,7 @@ def series(T=STEPS.size, **by_set):
 
 
 def summaries(S, sizes=None, d=4, precision="fp32", steps=STEPS):
-    return record._summaries(S, steps, sizes or {"phantom": 10, "natural_dead": 0, "live": 0}, d, precision)
+    return stage._summaries(S, steps, sizes or {"phantom": 10, "natural_dead": 0, "live": 0}, d, precision)
 
 
 def regimes(*rows):

@@ -20,9 +20,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import GPT2_DIR, REPO
 from packaging.requirements import Requirement
 
-from conftest import GPT2_DIR, REPO
 from duckling import config
 
 README = (REPO / "README.md").read_text()

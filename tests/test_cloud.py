@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from duckling import cloud, coherence, lattice, movie
+from duckling import movie
+from duckling.metrics import cloud, coherence, lattice
 
 
 def dyadic_cloud(n=400, d=32, seed=0) -> np.ndarray:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from duckling import coherence as C
+from duckling.metrics import coherence as C
 
 
 def brute_force(D) -> tuple[float, int]:

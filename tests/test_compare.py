@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from duckling import compare
+from duckling.metrics import compare
 
 
 def test_identical_distributions_give_large_p():

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from duckling import container
-from duckling.container import IMAGE_ENV, lock_entries, lock_requirements, normalize
 from duckling.errors import DucklingError
+from duckling.ops import container
+from duckling.ops.container import IMAGE_ENV, lock_entries, lock_requirements, normalize
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from duckling import cooling
 from duckling.errors import DucklingError
+from duckling.metrics import cooling
 
 
 def test_speed_and_cumulative_displacement():
@@ -25,9 +25,9 @@ def test_tiny_and_huge_displacements_are_not_lost():
 
 
 def test_speed_quantiles():
-    np.testing.assert_allclose(cooling.speed_quantiles(np.arange(101.0)), [10, 50, 90])
-    np.testing.assert_allclose(cooling.speed_quantiles(np.arange(11.0), qs=(0.25,)), [2.5])
-    assert np.isnan(cooling.speed_quantiles(np.array([]))).all()
+    np.testing.assert_allclose(cooling.quantiles(np.arange(101.0), cooling.QUANTILES), [10, 50, 90])
+    np.testing.assert_allclose(cooling.quantiles(np.arange(11.0), (0.25,)), [2.5])
+    assert np.isnan(cooling.quantiles(np.array([]), cooling.QUANTILES)).all()
 
 
 def test_quantiles_are_numpys_bit_for_bit():

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from duckling import config, corpus, tokenizer
+from duckling import config
+from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from duckling import detector
+from duckling.metrics import detector
 
 
 def test_similarity_is_the_cosine_to_the_reference_mean():
@@ -57,7 +57,8 @@ def test_the_record_scores_the_detector_over_the_movie(tmp_path):
     """A movie in which the dead live tokens join the phantom rows: found at the end, not at the start."""
     import torch
 
-    from duckling import movie, record
+    from duckling import movie
+    from duckling.analyze import stage
 
     rng = np.random.default_rng(2)
     rows, live, d, sep = 300, 200, 16, 199
@@ -73,7 +74,7 @@ def test_the_record_scores_the_detector_over_the_movie(tmp_path):
         return t, torch.from_numpy(w)
 
     mv = movie.write_movie(tmp_path, (frame(t) for t in range(11)), shard_frames=4)
-    got = record.detector_over_time(mv, np.arange(live, rows), counts, sep, 4)
+    got = stage.detector_over_time(mv, np.arange(live, rows), counts, sep, 4)
     assert got["steps"][-1] == 10 and got["k"] == 50 and got["base_rate"] == 50 / 199
     assert got["raw"]["auc"][-1] == 1.0 and got["raw"]["precision_at_k"][-1] == 1.0
     assert got["raw"]["auc"][0] < got["raw"]["auc"][-1]

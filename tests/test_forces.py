@@ -1,11 +1,14 @@
-"""The forces logged while training (duckling/forces.py) against their definitions, computed here
+"""The forces logged while training (duckling/train/forces.py) against their definitions, computed here
 directly: the softmax push on dead rows, AdamW's direction, and the half-ULP rule."""
 import numpy as np
 import pytest
 import torch
 
-from duckling import config, corpus, forces, lattice, tokenizer, train
-from duckling.model import GPT
+from duckling import config
+from duckling.data import corpus, tokenizer
+from duckling.metrics import lattice
+from duckling.train import batches, forces, loop
+from duckling.train.model import GPT
 
 
 def test_predicted_frozen_known_answers():
@@ -32,7 +35,7 @@ def one_step(root, gpt2_dir):
     cfg.save()
     tokenizer.build(cfg)
     corpus.build(cfg, progress=False)
-    train.run(cfg, progress=False)
+    loop.run(cfg, progress=False)
     return cfg
 
 
@@ -43,9 +46,9 @@ def test_one_step_forces_equal_a_direct_computation(one_step):
     data = corpus.load(cfg)
     counts = data["counts"][: cfg.live_vocab]
     sets = {"phantom": np.arange(cfg.live_vocab, cfg.rows), "natural_dead": corpus.natural_dead(counts, cfg.separator_id)}
-    torch.manual_seed(cfg.seed)  # the model train.run starts from, and its first batch
+    torch.manual_seed(cfg.seed)  # the model loop.run starts from, and its first batch
     model = GPT(cfg)
-    x, y = train.Batches(cfg, data["train"], "cpu").get(0)
+    x, y = batches.Batches(cfg, data["train"], "cpu").get(0)
     h = model.wte(x) + model.wpe(torch.arange(x.shape[1]))
     for blk in model.blocks:
         h = blk(h)
@@ -61,7 +64,7 @@ def test_one_step_forces_equal_a_direct_computation(one_step):
         assert np.allclose(logged["adam"][1, j], a.mean(0).numpy(), atol=1e-4), j
         assert np.isclose(logged["adam_rms"][1, j], a.square().mean().sqrt().item(), atol=1e-4), j
         w = model.W.detach()[ids].double()
-        dw = -train.lr_at(cfg, 0) * (a + cfg.weight_decay * w)  # warmup: the first step's lr
+        dw = -loop.lr_at(cfg, 0) * (a + cfg.weight_decay * w)  # warmup: the first step's lr
         bits = model.W.detach()[ids].to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
         frozen = lattice.predicted_frozen(bits, dw.float().numpy()).mean()
         assert np.isclose(logged["frozen_pred"][1, j], frozen, atol=1e-6), j

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duckling import frames, movie
+from duckling import movie
+from duckling.analyze import parallel
 from duckling.errors import DucklingError
 
 ROWS, D = 256, 16  # 8 KiB frames: whole pages, so the reader can use O_DIRECT
@@ -42,7 +43,7 @@ def fails_at(i, cur, prev, first, back, bad, how):
 
 def shared_segments() -> set[str]:
     """The shared-memory segments that exist now (multiprocessing names them psm_*)."""
-    return {f for f in os.listdir(frames.SHM_DIR) if f.startswith("psm_")} if os.path.isdir(frames.SHM_DIR) else set()
+    return {f for f in os.listdir(parallel.SHM_DIR) if f.startswith("psm_")} if os.path.isdir(parallel.SHM_DIR) else set()
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -53,7 +54,7 @@ def test_every_frame_once_in_order_with_its_neighbours(tmp_path, monkeypatch, wo
     read = movie.FrameReader.read
     monkeypatch.setattr(movie.FrameReader, "read", lambda self, i, out: reads.append(i) or read(self, i, out))
     before = shared_segments()
-    walk = frames.Pass(mv, who, (1000,), k=k, workers=workers)
+    walk = parallel.Pass(mv, who, (1000,), k=k, workers=workers)
     got = list(walk)
     assert [i for i, _ in got] == list(range(n))  # in order, each once
     for i, (j, cur, prev, first, back) in got:
@@ -67,9 +68,9 @@ def test_errors_in_a_frame_end_the_pass_with_their_message(tmp_path, workers):
     mv = make(tmp_path, 12)
     before = shared_segments()
     with pytest.raises(DucklingError, match="frame 7 is bad"):
-        list(frames.Pass(mv, fails_at, (7, "duckling"), k=2, workers=workers))
+        list(parallel.Pass(mv, fails_at, (7, "duckling"), k=2, workers=workers))
     with pytest.raises((ValueError, RuntimeError), match="unexpected at 5"):  # a worker's traceback comes back as text
-        list(frames.Pass(mv, fails_at, (5, "other"), k=2, workers=workers))
+        list(parallel.Pass(mv, fails_at, (5, "other"), k=2, workers=workers))
     assert shared_segments() <= before
 
 
@@ -77,7 +78,7 @@ def test_a_worker_that_dies_is_reported(tmp_path):
     mv = make(tmp_path, 12)
     before = shared_segments()
     with pytest.raises(DucklingError, match="worker process died"):
-        list(frames.Pass(mv, fails_at, (4, "die"), k=2, workers=2))
+        list(parallel.Pass(mv, fails_at, (4, "die"), k=2, workers=2))
     assert shared_segments() <= before
 
 
@@ -91,14 +92,14 @@ def test_a_corrupt_frame_is_caught_by_whoever_computes_it(tmp_path):
         f.write(bytes([b[0] ^ 1]))
     for workers in (0, 2):
         with pytest.raises(DucklingError, match="step_0000050 fails its crc32 checksum"):
-            list(frames.Pass(movie.Movie(mv.dir), who, k=1, workers=workers))
-    assert len(list(frames.Pass(movie.Movie(mv.dir), who, k=1, verify=False))) == 9
+            list(parallel.Pass(movie.Movie(mv.dir), who, k=1, workers=workers))
+    assert len(list(parallel.Pass(movie.Movie(mv.dir), who, k=1, verify=False))) == 9
 
 
 def test_stopping_early_releases_everything(tmp_path):
     mv = make(tmp_path, 60)
     before = shared_segments()
-    it = iter(frames.Pass(mv, who, k=2, workers=2))
+    it = iter(parallel.Pass(mv, who, k=2, workers=2))
     assert [next(it)[0] for _ in range(3)] == [0, 1, 2]
     it.close()  # the consumer stops: reader and workers end, the ring is unlinked
     assert shared_segments() <= before
@@ -110,9 +111,10 @@ def test_workers_do_not_rerun_an_unguarded_main_script(tmp_path):
     make(tmp_path, 30)
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(f"""
-        from duckling import frames, movie
+        from duckling.analyze import parallel
+        from duckling import movie
         from test_frames import who
-        out = list(frames.Pass(movie.Movie({str(tmp_path / "movie")!r}), who, k=2, workers=2))
+        out = list(parallel.Pass(movie.Movie({str(tmp_path / "movie")!r}), who, k=2, workers=2))
         print("frames", len(out))
     """))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
@@ -128,4 +130,4 @@ def test_a_read_error_ends_the_pass_and_names_the_file(tmp_path, workers):
     with open(last, "r+b") as f:  # the last shard loses half a frame after the movie was opened
         f.truncate(last.stat().st_size - mv.frame_bytes // 2)
     with pytest.raises(DucklingError, match=f"{last.name}: ends inside frame step_0000110"):
-        list(frames.Pass(mv, who, k=2, workers=workers))
+        list(parallel.Pass(mv, who, k=2, workers=workers))

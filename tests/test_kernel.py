@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-from duckling import cloud, coherence, cooling, kernel, lattice, movie
+from duckling import movie
+from duckling.analyze import fast
 from duckling.errors import DucklingError
+from duckling.metrics import cloud, coherence, cooling, lattice
 
 
 def walk(n=700, d=128, seed=0):
@@ -44,7 +46,7 @@ def adversarial(n=2000, d=64, seed=1):
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_lattice_numbers_are_exactly_the_reference_on_any_bits():
     now, prev = adversarial()
-    r = kernel.frame(now, prev)
+    r = fast.sums(now, prev)
     L1, Linf, L2 = lattice.lattice_displacement(prev, now)
     assert np.array_equal(r.L1, L1) and np.array_equal(r.Linf, Linf)
     exact = r.L2sq < 2 ** 24  # the reference sums squares in float32: exact below 2**24
@@ -60,7 +62,7 @@ def test_lattice_numbers_are_exactly_the_reference_on_any_bits():
 def test_float_numbers_match_the_reference_on_a_walk():
     now, prev, first, back = walk()
     X, Xp, X0, Xk = (lattice.to_float32(b) for b in (now, prev, first, back))
-    r = kernel.frame(now, prev, first, back)
+    r = fast.sums(now, prev, first, back)
     np.testing.assert_allclose(r.speed, cooling.speed(Xp, X), rtol=1e-6)
     np.testing.assert_allclose(r.cum, cooling.cumulative_displacement(X0, X), rtol=1e-6)
     assert np.array_equal(r.speed == 0, (X == Xp).all(axis=1))  # zero exactly when no coordinate moved
@@ -90,30 +92,30 @@ def test_sets_in_a_row_order_equal_each_set_swept_alone():
     rng = np.random.default_rng(3)
     perm = rng.permutation(700)
     bounds = np.array([0, 250, 253, 700])  # a tiny set in the middle, as the natural dead often are
-    r = kernel.frame(now, prev, first, back, perm, bounds)
+    r = fast.sums(now, prev, first, back, perm, bounds)
     for j in range(3):
         a, b = bounds[j], bounds[j + 1]
         ids = perm[a:b]
-        alone = kernel.frame(now[ids], prev[ids], first[ids], back[ids])
+        alone = fast.sums(now[ids], prev[ids], first[ids], back[ids])
         for name in ("speed", "cum", "L1", "Linf", "L2sq", "ulp_max", "zero_cross", "Xc", "r2"):
             assert np.array_equal(getattr(r, name)[a:b], getattr(alone, name)), name
         for name in ("total", "d_total", "unit", "unit_k", "moving"):
             assert np.array_equal(getattr(r, name)[j], getattr(alone, name)[0]), name
-    empty = kernel.frame(now, prev, first, back, perm[:10], [0, 0, 10])  # an empty set: zeros, no rows
+    empty = fast.sums(now, prev, first, back, perm[:10], [0, 0, 10])  # an empty set: zeros, no rows
     assert not empty.total[0].any() and tuple(empty.moving[0]) == (0, 0)
-    out = kernel.Frame.empty(700, now.shape[1], 3)
-    assert kernel.frame(now, prev, first, back, perm, bounds, out=out) is out  # reused, not reallocated
+    out = fast.Sums.empty(700, now.shape[1], 3)
+    assert fast.sums(now, prev, first, back, perm, bounds, out=out) is out  # reused, not reallocated
     assert np.array_equal(out.speed, r.speed)
 
 
 def test_without_a_previous_frame_only_frame_sums_are_filled():
     now, prev, first, _ = walk(n=100)
-    r = kernel.frame(now, None, first)
+    r = fast.sums(now, None, first)
     assert np.isnan(r.speed).all() and np.isnan(r.ulp_max).all() and not r.moving.any()
     assert not r.unit.any() and not r.L1.any()
     np.testing.assert_allclose(r.cum, cooling.cumulative_displacement(lattice.to_float32(first),
                                                                       lattice.to_float32(now)), rtol=1e-6)
-    assert not kernel.frame(now).cum.any()  # first defaults to now
+    assert not fast.sums(now).cum.any()  # first defaults to now
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
@@ -122,7 +124,7 @@ def test_non_finite_weights_give_nan_or_inf_as_the_reference_does():
     now[3, 2] = 0x7FC0  # NaN
     now[5, 1] = 0x7F80  # +inf
     X, Xp = lattice.to_float32(now), lattice.to_float32(prev)
-    r = kernel.frame(now, prev, first, back)
+    r = fast.sums(now, prev, first, back)
     ref = cooling.speed(Xp, X)
     assert np.isnan(r.speed[3]) and np.isinf(r.speed[5])
     np.testing.assert_allclose(r.speed, ref, rtol=1e-6)
@@ -132,10 +134,10 @@ def test_non_finite_weights_give_nan_or_inf_as_the_reference_does():
 def test_bad_frames_are_refused():
     now, prev, _, _ = walk(n=10, d=8)
     with pytest.raises(DucklingError, match="uint16"):
-        kernel.frame(now.astype(np.float32))
+        fast.sums(now.astype(np.float32))
     with pytest.raises(DucklingError, match="prev"):
-        kernel.frame(now, prev[:5])
+        fast.sums(now, prev[:5])
     with pytest.raises(DucklingError, match="perm"):
-        kernel.frame(now, prev, perm=[0, 10])
+        fast.sums(now, prev, perm=[0, 10])
     with pytest.raises(DucklingError, match="bounds"):
-        kernel.frame(now, prev, perm=np.arange(10), bounds=[0, 6, 4, 10])
+        fast.sums(now, prev, perm=np.arange(10), bounds=[0, 6, 4, 10])

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from duckling import lattice as L
 from duckling.errors import DucklingError
+from duckling.metrics import lattice as L
 
 D = 128
 SQRT_D = math.sqrt(D)

@@ -1,5 +1,6 @@
 """The Record on synthetic movies with known answers, against a plain reference, and end to end on a smoke run."""
 import collections
+import inspect
 import json
 import math
 import shutil
@@ -7,8 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from duckling import cloud, coherence, config, cooling, frames, lattice, movie, pipeline, record
+from duckling import config, movie, pipeline
+from duckling.analyze import fields, parallel, stage
 from duckling.errors import DucklingError
+from duckling.metrics import cloud, coherence, cooling, lattice
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -44,7 +47,7 @@ def column(series, s):
 
 
 def run(mv, sets, precision="fp32", k=3, n_test_steps=2, workers=2, verify=True):
-    return record.compute(mv, sets, precision, k=k, n_test_steps=n_test_steps, workers=workers, verify=verify)
+    return stage.compute(mv, sets, precision, k=k, n_test_steps=n_test_steps, workers=workers, verify=verify)
 
 
 SETS_48 = split(48, np.arange(32, 48), [3, 7, 11])  # 16 phantom, 3 natural dead, 29 live
@@ -65,7 +68,7 @@ def test_translation_at_constant_velocity(tmp_path):
     series, summ = run(make_movie(tmp_path, frames), SETS_48, k=3)
     T = len(frames)
     t = np.arange(T)
-    for s in record.SETS:
+    for s in stage.SETS:
         S = column(series, s)
         np.testing.assert_allclose(S("drift"), t * speed, rtol=1e-12, atol=1e-15)
         assert np.isnan(S("velocity")[0])
@@ -126,7 +129,7 @@ def test_independent_random_walks(tmp_path):
         W += rng.standard_normal((n_rows, d)).astype(np.float32) * np.float32(0.05)
     sets = split(n_rows, np.arange(300, 480), np.arange(0, 40))
     series, summ = run(make_movie(tmp_path, frames), sets, k=4)
-    for s in record.SETS:
+    for s in stage.SETS:
         n = sets[s].size
         sd = coherence.expected_random(n, d)
         assert np.all(np.abs(series[f"{s}/coherence"][1:]) < 5 * sd)
@@ -228,7 +231,7 @@ def test_a_movie_that_freezes_is_classic_fimbulwinter(tmp_path):
         frozen_from[ids[: len(ids) * 6 // 10]] = 10
     series, summ = run(make_movie(tmp_path, freezing_frames(T, n_rows, d, frozen_from), shard_frames=16), sets,
                        precision="pure-bf16")
-    for s in record.SETS:
+    for s in stage.SETS:
         frozen = series[f"{s}/regimes"][1:, 0]
         assert np.array_equal(frozen, np.r_[np.zeros(9), np.full(10, 0.6), np.ones(21)])
         v = summ["fimbulwinter"][s]
@@ -250,7 +253,7 @@ def test_a_movie_jittering_by_one_cell_is_cold_not_frozen(tmp_path):
         frames.append(from_ordinals(o))
     sets = split(n_rows, np.arange(20, 30), np.arange(0, 5))
     series, summ = run(make_movie(tmp_path, frames, shard_frames=8), sets, precision="fp32")
-    for s in record.SETS:
+    for s in stage.SETS:
         assert np.array_equal(series[f"{s}/regimes"][1:], np.tile([0.0, 1.0, 0, 0, 0], (T - 1, 1)))
         v = summ["fimbulwinter"][s]
         assert v["verdict"] == "cold, not frozen"
@@ -267,13 +270,13 @@ def test_record_every_divides_velocities_and_speeds_by_the_gap(tmp_path):
     series, summ = run(make_movie(tmp_path, frames, steps=steps), SETS_48, n_test_steps=3)
     assert np.array_equal(series["steps"], steps)
     assert set(series["test_steps"]) <= set(steps[1:]) and series["test_steps"].size == 3
-    for s in record.SETS:
+    for s in stage.SETS:
         np.testing.assert_allclose(series[f"{s}/velocity"][1:], speed / 5, rtol=1e-12)
         for q in ("speed_q10", "speed_q50", "speed_q90", "speed_mean"):
             np.testing.assert_allclose(series[f"{s}/{q}"][1:], speed / 5, rtol=1e-6)
         np.testing.assert_allclose(series[f"{s}/drift"], np.arange(11) * speed, rtol=1e-12)  # not per step
         np.testing.assert_allclose(series[f"{s}/cum_q50"], np.arange(11) * speed, rtol=1e-6)
-    for s in record.COMPARED:
+    for s in stage.COMPARED:
         sp = series[f"{s}/speeds_at_tests"]
         assert sp.shape == (3, SETS_48[s].size)
         np.testing.assert_allclose(sp, speed / 5, rtol=1e-6)
@@ -295,7 +298,7 @@ def test_no_natural_dead_tokens(tmp_path):
     assert math.isnan(summ["compare"]["drift_angle_deg"])
     assert all(t["note"] == "no tests: set b is empty" for t in summ["compare"]["tests"])
     assert np.isfinite(series["phantom/drift"]).all() and np.isfinite(series["live/drift"]).all()
-    json.dumps(summ, default=record._jsonable)
+    json.dumps(summ, default=stage._jsonable)
 
 
 def test_a_single_frame_movie(tmp_path):
@@ -335,58 +338,37 @@ def test_a_corrupt_frame_fails_its_checksum_in_the_reader(tmp_path):
 
 # ---- against a plain reference -------------------------------------------------------------
 def reference(mv, sets, k, test_steps):
-    """Every series of the Record by applying each metric function to each set, frame by frame,
-    with no permutation, threads or float32 Gram: what compute() must reproduce. test_steps: the
-    steps of the two-sample tests, worked out by the caller."""
+    """Every series of the Record from the fields' plain references, frame by frame: each metric's
+    definition on plain arrays, with no permutation, threads, kernel or float32 Gram: what compute()
+    must reproduce. test_steps: the steps of the two-sample tests, worked out by the caller."""
     frames = [b for _, b in mv.frames()]
     steps = mv.steps
     tests = [int(np.searchsorted(steps, t)) for t in test_steps]
     out = {"steps": np.asarray(steps), "test_steps": np.asarray(test_steps)}
+    shapes = fields.shapes(mv.d)
     for s, ids in sets.items():
         B = [f[ids] for f in frames]
         X = [lattice.to_float32(b) for b in B]
-        S = collections.defaultdict(list)
+        S, cents, axes = collections.defaultdict(list), [], []
         for i in range(len(B)):
-            c = cloud.centroid(X[i])
-            eigs, axis = cloud.gyration(X[i], c)
-            S["centroid"].append(c)
-            S["rms_radius"].append(cloud.radius(X[i], c)[0])
-            S["median_radius"].append(cloud.radius(X[i], c)[1])
-            S["anisotropy"].append(cloud.shape(eigs)[0])
-            S["effective_dim"].append(cloud.shape(eigs)[1])
-            S["drift"].append(cloud.drift(S["centroid"][0], c))
-            cum = np.quantile(cooling.cumulative_displacement(X[0], X[i]), (0.1, 0.5, 0.9))
-            for m, q in zip(("cum_q10", "cum_q50", "cum_q90"), cum):
-                S[m].append(q)
-            S["axis"].append(axis)
-            nan = i == 0
-            gap = float(steps[i] - steps[i - 1]) if i else 1.0
-            sp = None if nan else cooling.speed(X[i - 1], X[i]) / gap
-            S["velocity"].append(math.nan if nan else cloud.velocity(S["centroid"][i - 1], c, gap))
-            S["axis_turn"].append(math.nan if nan else cloud.axis_turn(S["axis"][i - 1], axis))
-            sq = [math.nan] * 3 if nan else np.quantile(sp, (0.1, 0.5, 0.9))
-            for m, q in zip(("speed_q10", "speed_q50", "speed_q90"), sq):
-                S[m].append(q)
-            S["speed_mean"].append(math.nan if nan else sp.mean())
-            if nan:
-                for m in ("regimes", "ulp_q50", "ulp_q90", "zero_cross_frac", "coherence", "alignment", "n_zero"):
-                    S[m].append(np.full(5, np.nan) if m == "regimes" else math.nan)
-            else:
-                L1, Linf, L2 = lattice.lattice_displacement(B[i - 1], B[i])
-                S["regimes"].append(lattice.regime_fractions(lattice.classify(L1, Linf, L2, mv.d)))
-                q50, q90 = np.quantile(lattice.ulp_displacement(B[i - 1], B[i])[0], (0.5, 0.9))
-                S["ulp_q50"].append(q50)
-                S["ulp_q90"].append(q90)
-                S["zero_cross_frac"].append(lattice.zero_crossings(B[i - 1], B[i]).sum() / B[i].size)
-                co = coherence.coherence(X[i] - X[i - 1])
-                S["coherence"].append(co["mean_cos"])
-                S["alignment"].append(co["centroid_cos"])
-                S["n_zero"].append(co["n_zero"])
-            S["coherence_k"].append(coherence.coherence(X[i] - X[i - k])["mean_cos"] if i >= k else math.nan)
+            v = fields.PlainView(B=B[i], X=X[i], X0=X[0], Bp=B[i - 1] if i else None, Xp=X[i - 1] if i else None,
+                                 Xk=X[i - k] if i >= k else None, gap=float(steps[i] - steps[i - 1]) if i else 1.0,
+                                 centroids=cents, axes=axes)
+            have = {"frame": True, "prev": i > 0, "back": i >= k, "sequence": True}
+            for f in fields.PER_FRAME:
+                vals = f.plain(v) if have[f.needs] else [np.full(shapes[m], np.nan) for m in f.names]
+                for m, x in zip(f.names, vals):
+                    S[m].append(x)
+            cents.append(S["centroid"][-1])
+            axes.append(S["axis"][-1])
+            for f in fields.FIELDS:
+                if f.needs == "sequence":
+                    for m, x in zip(f.names, f.plain(v)):
+                        S[m].append(x)
         del S["axis"]
         out.update({f"{s}/{m}": np.array(v, dtype=np.float64) for m, v in S.items()})
         out[f"{s}/path2d"] = cloud.drift_plane(out[f"{s}/centroid"])["xy"]
-        if s in record.COMPARED:
+        if s in stage.COMPARED:
             out[f"{s}/speeds_at_tests"] = np.stack([cooling.speed(X[i - 1], X[i]) / (steps[i] - steps[i - 1])
                                                     for i in tests])
     return out
@@ -483,16 +465,16 @@ def test_smoke_run_end_to_end(smoke, reads, capsys):
     mv = movie.Movie(cfg.movie_dir)
     again = {mv.index(s) for s in rec["detector"]["steps"]}  # the detector reads its few frames itself
     assert reads == {**{i: 1 + (i in again) for i in range(T)}, "bytes": T * mv.frame_bytes}  # the pass: once
-    series, summary = record.load(cfg)
+    series, summary = stage.load(cfg)
     assert series["steps"].tolist() == list(range(T))
-    for s in record.SETS:
-        for m in record.SCALARS:
+    for s in stage.SETS:
+        for m in fields.SCALARS:
             assert series[f"{s}/{m}"].shape == (T,), (s, m)
         assert series[f"{s}/regimes"].shape == (T, 5) and series[f"{s}/centroid"].shape == (T, cfg.d_model)
         assert series[f"{s}/path2d"].shape == (T, 2)
     n = summary["sets"]
     assert n["phantom"] == cfg.rows - cfg.live_vocab and sum(n.values()) == cfg.rows
-    for s in record.COMPARED:
+    for s in stage.COMPARED:
         assert series[f"{s}/speeds_at_tests"].shape == (series["test_steps"].size, n[s])
     assert np.isfinite(series["live/drift"]).all() and np.isfinite(series["phantom/rms_radius"]).all()
     np.testing.assert_allclose(series["live/regimes"][1:].sum(1), 1.0)
@@ -516,23 +498,33 @@ def test_missing_movie_or_unfinished_training_name_the_task(smoke):
     cfg = smoke
     (cfg.run_dir / "train.json").rename(cfg.run_dir / "train.json.bak")
     with pytest.raises(DucklingError, match=rf"training of run {cfg.run} has not finished; run `invoke train") as e:
-        record.analyze(cfg, progress=False)
+        stage.analyze(cfg, progress=False)
     assert "\n" not in str(e.value)
     (cfg.run_dir / "train.json.bak").rename(cfg.run_dir / "train.json")
     shutil.rmtree(cfg.movie_dir)
     with pytest.raises(DucklingError, match=rf"no movie for run {cfg.run}; run `invoke train") as e:
-        record.analyze(cfg, progress=False)
+        stage.analyze(cfg, progress=False)
     assert "\n" not in str(e.value)
     with pytest.raises(DucklingError, match="invoke analyze"):
-        record.load(cfg)
+        stage.load(cfg)
 
 
 def test_worker_count_fits_the_shared_memory(monkeypatch):
     fb = 10_000 * 128 * 2
-    monkeypatch.setattr(frames, "shared_room", lambda: 64 << 20)  # Docker's default /dev/shm
-    assert record._workers(8, 14_270, 10, fb) == 4  # 10 + 2 + 2 * 4 + 2 slots of 2.56 MB fit in 64 MB
-    monkeypatch.setattr(frames, "shared_room", lambda: 30 << 20)
-    assert record._workers(8, 14_270, 10, fb) == 0  # no room for a ring: computed in this process
-    monkeypatch.setattr(frames, "shared_room", lambda: None)
-    assert record._workers(3, 14_270, 10, fb) == 3
-    assert record._workers(None, record.PROCESS_MIN_FRAMES - 1, 10, fb) == 0  # short movies: one process
+    monkeypatch.setattr(parallel, "shared_room", lambda: 64 << 20)  # Docker's default /dev/shm
+    assert stage._workers(8, 14_270, 10, fb) == 4  # 10 + 2 + 2 * 4 + 2 slots of 2.56 MB fit in 64 MB
+    monkeypatch.setattr(parallel, "shared_room", lambda: 30 << 20)
+    assert stage._workers(8, 14_270, 10, fb) == 0  # no room for a ring: computed in this process
+    monkeypatch.setattr(parallel, "shared_room", lambda: None)
+    assert stage._workers(3, 14_270, 10, fb) == 3
+    assert stage._workers(None, stage.PROCESS_MIN_FRAMES - 1, 10, fb) == 0  # short movies: one process
+
+
+def test_the_field_table_defines_every_series_once():
+    """Methods prints one definition per series, from duckling.metrics, with its formula."""
+    defs = stage.definitions()
+    assert sorted(m for e in defs.values() for m in e["series"]) == sorted(fields.SERIES)
+    for f in fields.FIELDS:
+        assert f.definition.__module__.startswith("duckling.metrics."), f.names
+        assert defs[f.definition.__name__]["doc"] == inspect.getdoc(f.definition) != "", f.names
+    assert set(fields.SCALARS) | {"centroid", "regimes"} == set(fields.SERIES)

@@ -15,7 +15,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from duckling import config, pipeline, plots, report
+from duckling import config, pipeline
+from duckling.book import api, fallback, notebook, plots, render
+from duckling.book import quarto as quarto_book
 from duckling.errors import DucklingError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,20 +29,20 @@ FIGURES = {"index": 0, "01-run-card": 0, "02-learning": 2, "03-cloud": 5, "04-co
 
 # ---- helpers ---------------------------------------------------------------------------------
 def test_fmt_and_table():
-    assert [report.fmt(v) for v in (None, float("nan"), 12345, 0.5, 1e-5, True, np.int64(7))] == \
+    assert [api.fmt(v) for v in (None, float("nan"), 12345, 0.5, 1e-5, True, np.int64(7))] == \
         ["n/a", "n/a", "12,345", "0.5", "1.00e-05", "yes", "7"]
-    assert report.step(None) == "never" and report.step(1200) == "step 1,200"
-    t = report.table(["a", "b"], [["x|y", 0.25]])
+    assert api.step(None) == "never" and api.step(1200) == "step 1,200"
+    t = api.table(["a", "b"], [["x|y", 0.25]])
     assert t.splitlines() == ["| a | b |", "|-----|-----|", "| x\\|y | 0.25 |"]
-    assert report.escape("*bold* <b> #1") == "\\*bold\\* \\<b\\> \\#1"
+    assert api.escape("*bold* <b> #1") == "\\*bold\\* \\<b\\> \\#1"
 
 
 def test_chapters_are_quarto_scripts_listed_in_the_book():
-    src = report.source_dir()
-    names = report.chapters(src)
+    src = render.source_dir()
+    names = render.chapters(src)
     assert names[0] == "index.py" and len(names) == 9
-    assert report.chapters(src, compare=True) == names + [report.COMPARE_CHAPTER]
-    for name in names + [report.COMPARE_CHAPTER]:
+    assert render.chapters(src, compare=True) == names + [render.COMPARE_CHAPTER]
+    for name in names + [render.COMPARE_CHAPTER]:
         text = (src / name).read_text()
         # Quarto renders a script only if it opens with a markdown cell holding a YAML header
         assert text.startswith("# %% [markdown]\n# ---\n"), name
@@ -51,29 +53,29 @@ def test_chapters_are_quarto_scripts_listed_in_the_book():
 def test_prepare_drops_the_yaml_header_and_numbers_the_title():
     nb = jupytext.reads("# %% [markdown]\n# ---\n# jupyter: python3\n# ---\n#\n# # Cooling {#sec-c}\n#\n# text\n\n"
                         "# %% [markdown]\n# ## Curves\n\n# %%\nx = 1\n", fmt="py:percent")
-    title, sections = report._prepare(nb, 4)
+    title, sections = fallback._prepare(nb, 4)
     assert (title, sections) == ("Cooling", ["Curves"])
     assert "---" not in nb.cells[0].source and nb.cells[0].source.lstrip().startswith("# 4&nbsp;&nbsp;Cooling\n")
 
 
 def test_last_line_prefers_the_exception_then_quartos_error():
     text = "Traceback\n  File x\n\x1b[31mValueError\x1b[0m: boom\n\nsome trailer\n"
-    assert report._last_line(text) == "ValueError: boom"
+    assert notebook.last_line(text) == "ValueError: boom"
     text = ("[1/9] index.ipynb\n\x1b[91mERROR: No valid input files passed to render\x1b[39m\n\nStack trace:\n"
             "    at renderProject (file:///q/src/command/render/project.ts:12:3)\n"
             "    at async file:///q/src/quarto.ts:221:3\n")
-    assert report._last_line(text) == "No valid input files passed to render"
+    assert notebook.last_line(text) == "No valid input files passed to render"
 
 
 def test_table_sizes_columns_by_their_widest_cell_and_code_marks_empty_values():
-    t = report.table(["input", "sha256"], [["movie", report.code("ab" * 32)], ["path", report.code("")]])
+    t = api.table(["input", "sha256"], [["movie", api.code("ab" * 32)], ["path", api.code("")]])
     assert t.splitlines()[1] == "|" + "-" * 6 + "|" + "-" * 48 + "|"
     assert "*empty*" in t and "``" not in t
-    assert report.code("a`b") == "``a`b``"
+    assert api.code("a`b") == "``a`b``"
 
 
 def test_math_and_definitions_become_text_and_math():
-    assert report.math("sd 0.1 in R^32, or R^d") == r"sd 0.1 in $\mathbb{R}^{32}$, or $\mathbb{R}^{d}$"
+    assert api.math("sd 0.1 in R^32, or R^d") == r"sd 0.1 in $\mathbb{R}^{32}$, or $\mathbb{R}^{d}$"
     doc = """Mean cosine, with |D_i| > 0 and n >= 2:
 
         mean_cos = (|sum_i u_i|**2 - n) / (n (n - 1)),   sd = sqrt(2 / (n (n - 1) d))
@@ -82,7 +84,7 @@ def test_math_and_definitions_become_text_and_math():
       "frozen"   L1 = 0
       "moving"   otherwise
     """
-    out = report.definition(doc)
+    out = api.definition(doc)
     assert r"$$\text{mean}_{\cos} = (|\sum_{i} u_{i}|^{2} - n)" not in out  # ** became a power, not ^{2}
     assert r"\sum_{i} u_{i}|^2 - n) / (n (n - 1)),\qquad \text{sd} = \sqrt{2 / (n (n - 1) d)}$$" in out
     assert "with \\|D\\_i\\| \\> 0 and n ≥ 2" in out  # prose: escaped, operators as symbols
@@ -96,32 +98,32 @@ def _executed(*cells):
     for labels in cells:
         c = nbformat.v4.new_code_cell("show(p)")
         c.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="},
-                                            metadata={report.FIGURE: {"label": n, "caption": f'"{n}" says \\o/',
+                                            metadata={render.FIGURE: {"label": n, "caption": f'"{n}" says \\o/',
                                                                       "width_in": 9.0}}) for n in labels]
         nb.cells.append(c)
     return nb
 
 
 def test_figures_become_numbered_captioned_figures_for_each_engine(tmp_path):
-    text = report._for_quarto(_executed(["fig-a"], ["fig-b"]), "02-x", tmp_path)
+    text = quarto_book._for_quarto(_executed(["fig-a"], ["fig-b"]), "02-x", tmp_path)
     assert text.startswith("# Title\n\nSee @fig-a.\n\n")  # no YAML header: nothing left to execute
     assert '!["fig-a" says \\\\o/](figures/02-x/fig-a.png){#fig-a}' in text
     assert (tmp_path / "figures" / "02-x" / "fig-b.png").read_bytes()[:3] == b"\x89PN"
 
     nb, refs = _executed(["fig-a"], ["fig-b"]), {}
-    report._captioned(nb, "02-x.html", 2, refs)
-    report._linked(nb, refs)
+    fallback._captioned(nb, "02-x.html", 2, refs)
+    fallback._linked(nb, refs)
     assert "[Figure 2.1](02-x.html#fig-a)" in nb.cells[0].source
     caps = [o.data["text/markdown"] for c in nb.cells[1:] for o in c.outputs if "text/markdown" in o.data]
     assert caps[1].startswith('<span id="fig-b"></span>*Figure 2.2: ')
     assert nb.cells[1].outputs[0].metadata["image/png"] == {"width": 864}
     with pytest.raises(DucklingError, match="give each show"):
-        report._for_quarto(_executed(["fig-a", "fig-b"]), "02-x", tmp_path)
+        quarto_book._for_quarto(_executed(["fig-a", "fig-b"]), "02-x", tmp_path)
 
 
 # ---- figures ---------------------------------------------------------------------------------
 def synthetic(T=9, dead=True):
-    """A Record-shaped series and summary (keys as duckling.record writes them)."""
+    """A Record-shaped series and summary (keys as duckling.analyze.stage writes them)."""
     rng = np.random.default_rng(0)
     steps = np.arange(T)
     s = {"steps": steps, "test_steps": steps[[1, T // 2, T - 1]]}
@@ -203,7 +205,7 @@ def test_missing_record_names_the_analyze_task(root):
     cfg = config.build("smoke", run="r")
     cfg.save()
     with pytest.raises(DucklingError, match=r"invoke analyze --run r"):
-        report.render(cfg, engine="fallback")
+        render.render(cfg, engine="fallback")
 
 
 def test_missing_metrics_names_the_train_task(root):
@@ -213,16 +215,16 @@ def test_missing_metrics_names_the_train_task(root):
     for name in ("record.json", "series.npz"):
         (cfg.record_dir / name).write_text("{}")
     with pytest.raises(DucklingError, match=r"invoke train --run r"):
-        report.render(cfg, engine="fallback")
+        render.render(cfg, engine="fallback")
 
 
 def test_engine_is_checked(root, monkeypatch):
     cfg = config.build("smoke", run="r")
     with pytest.raises(DucklingError, match="report engine 'pdf'"):
-        report.render(cfg, engine="pdf")
-    monkeypatch.setattr(report, "_quarto", lambda: None)
+        render.render(cfg, engine="pdf")
+    monkeypatch.setattr(render, "_quarto", lambda: None)
     with pytest.raises(DucklingError, match="Quarto is not installed"):
-        report.render(cfg, engine="quarto")
+        render.render(cfg, engine="quarto")
 
 
 FAKE_QUARTO = """#!/bin/sh
@@ -242,11 +244,11 @@ def test_a_failing_quarto_is_one_line_and_keeps_the_last_report(smoke, monkeypat
     index = smoke.report_dir / "index.html"
     before = index.read_text()
     saved = [(n, nbformat.read(smoke.report_dir / "notebooks" / f"{Path(n).stem}.ipynb", as_version=4))
-             for n in report.chapters(report.source_dir(smoke))]
-    monkeypatch.setattr(report, "_execute", lambda *a: saved)  # executed already: only Quarto is tested
-    monkeypatch.setattr(report, "_quarto", lambda: str(fake))
+             for n in render.chapters(render.source_dir(smoke))]
+    monkeypatch.setattr(render, "_execute", lambda *a: saved)  # executed already: only Quarto is tested
+    monkeypatch.setattr(render, "_quarto", lambda: str(fake))
     with pytest.raises(DucklingError, match=r"^report: Quarto failed: Typst compilation failed \(log: "):
-        report.render(smoke, engine="quarto", force=True, progress=False)
+        render.render(smoke, engine="quarto", force=True, progress=False)
     assert index.read_text() == before, "a failed render must keep the last report"
     assert not list(smoke.report_dir.parent.glob(f".{smoke.run}*")), "temporary folders left behind"
     assert "Stack trace" in (smoke.run_dir / "quarto.log").read_text()
@@ -296,12 +298,12 @@ def _copy_run(cfg, name, edit=None):
 
 def _chapters_only(cfg, names, runs, tmp_path):
     """Execute some chapters through the fallback, as render does, into tmp_path/out."""
-    source = report.source_dir(cfg)
-    env = report._env(cfg, runs, tmp_path, "fallback (test)")
-    nbs = report._execute(source, names, tmp_path, env, progress=False)
-    report._render_fallback(nbs, tmp_path / "out", cfg.run)
+    source = render.source_dir(cfg)
+    env = render._env(cfg, runs, tmp_path, "fallback (test)")
+    nbs = render._execute(source, names, tmp_path, env, progress=False)
+    fallback.render(nbs, tmp_path / "out", cfg.run)
     for name, nb in nbs:
-        report.write_notebook(nb, tmp_path / "out" / f"{Path(name).stem}.ipynb")
+        notebook.write_notebook(nb, tmp_path / "out" / f"{Path(name).stem}.ipynb")
     return tmp_path / "out"
 
 
@@ -309,7 +311,7 @@ def _chapters_only(cfg, names, runs, tmp_path):
 def test_smoke_report_executes_every_chapter_with_its_figures(smoke):
     out = smoke.report_dir
     summary = json.loads((smoke.record_dir / "record.json").read_text())
-    names = [Path(n).stem for n in report.chapters(report.source_dir(smoke))]
+    names = [Path(n).stem for n in render.chapters(render.source_dir(smoke))]
     assert set(names) == set(FIGURES)
     for stem in names:
         nb = nbformat.read(out / "notebooks" / f"{stem}.ipynb", as_version=4)
@@ -340,18 +342,18 @@ def test_smoke_report_executes_every_chapter_with_its_figures(smoke):
 def test_unchanged_inputs_skip_and_a_failing_chapter_is_named(smoke, tmp_path, monkeypatch, capsys):
     index = smoke.report_dir / "index.html"
     before = index.stat().st_mtime_ns
-    report.render(smoke, progress=False)
+    render.render(smoke, progress=False)
     assert "up to date" in capsys.readouterr().out and index.stat().st_mtime_ns == before
 
     src = tmp_path / "book"
     src.mkdir()
     (src / "_quarto.yml").write_text("book:\n  chapters:\n    - index.py\n    - bad.py\n")
-    shutil.copy(report.source_dir(smoke) / "index.py", src / "index.py")
+    shutil.copy(render.source_dir(smoke) / "index.py", src / "index.py")
     (src / "bad.py").write_text("# %% [markdown]\n# ---\n# jupyter: python3\n# ---\n# # Bad\n\n"
                                 "# %%\nraise ValueError('boom at the end')\n")
     monkeypatch.setenv("DUCKLING_REPORT_SRC", str(src))
     with pytest.raises(DucklingError, match=r"chapter bad\.py failed: ValueError: boom at the end"):
-        report.render(smoke, force=True, progress=False)
+        render.render(smoke, force=True, progress=False)
     assert index.stat().st_mtime_ns == before, "a failed render must leave the last report in place"
     assert not list(index.parent.parent.glob(f".{smoke.run}*"))
 
@@ -359,10 +361,10 @@ def test_unchanged_inputs_skip_and_a_failing_chapter_is_named(smoke, tmp_path, m
 @pytest.mark.slow
 def test_comparison_chapter_and_a_corpus_without_natural_dead_tokens(smoke, tmp_path):
     _copy_run(smoke, "smoke-b")
-    out = _chapters_only(smoke, [report.COMPARE_CHAPTER], [smoke.run, "smoke-b"], tmp_path / "cmp")
-    nb = nbformat.read(out / f"{Path(report.COMPARE_CHAPTER).stem}.ipynb", as_version=4)
+    out = _chapters_only(smoke, [render.COMPARE_CHAPTER], [smoke.run, "smoke-b"], tmp_path / "cmp")
+    nb = nbformat.read(out / f"{Path(render.COMPARE_CHAPTER).stem}.ipynb", as_version=4)
     assert image_outputs(nb) == 3
-    assert "smoke-b" in page_text(out / f"{Path(report.COMPARE_CHAPTER).stem}.html")
+    assert "smoke-b" in page_text(out / f"{Path(render.COMPARE_CHAPTER).stem}.html")
 
     def no_dead(series, summary):
         for k in list(series):
@@ -407,7 +409,7 @@ def test_the_next_run_removes_what_a_killed_report_left(smoke, tmp_path):
         proc.wait()
     left = list(out.glob(f".{smoke.run}.tmp-*")) + list(tmp.glob("duckling-kernel-*"))
     assert len(left) == 2
-    with report._scratch(out, f".{smoke.run}.tmp-") as live:
+    with render._scratch(out, f".{smoke.run}.tmp-") as live:
         time.sleep(2.5)  # older than a folder that may not hold its lock yet
         r = subprocess.run([str(INVOKE), "report", "--run", smoke.run], cwd=REPO, env=env, capture_output=True,
                            text=True, timeout=600)
@@ -425,7 +427,7 @@ HEADINGS = re.compile(r"^#\s+(.+?)\s*(\{[^}]*\})?\s*$", re.MULTILINE)
 def quarto():
     """A real Quarto: one the report finds (PATH, beside Python, quarto-cli), else the kit installed into its
     default prefix; skipped where there is neither."""
-    found = report._quarto()
+    found = render._quarto()
     if found:
         return found
     if not (KIT / "install.sh").exists():
@@ -454,10 +456,10 @@ def book(smoke, quarto):
 
 def chapter_titles(cfg):
     """(stem, title, number or None) in book order, from the chapters' own first heading."""
-    src, n, out = report.source_dir(cfg), 0, []
-    for name in report.chapters(src):
+    src, n, out = render.source_dir(cfg), 0, []
+    for name in render.chapters(src):
         nb = jupytext.read(src / name, fmt="py:percent")
-        m = HEADINGS.search(report._FRONT.sub("", report._cells_text(nb)))
+        m = HEADINGS.search(notebook.FRONT.sub("", notebook.cells_text(nb)))
         unnumbered = ".unnumbered" in (m.group(2) or "")
         n += not unnumbered
         out.append((Path(name).stem, m.group(1), None if unnumbered else n))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from duckling import stories as S
+from duckling.data import stories as S
 
 REPO = Path(__file__).resolve().parents[1]
 N_LARGE = 20_000
@@ -60,7 +60,7 @@ def test_stream_is_endless_and_stories_counts():
 def test_independent_of_hash_seed():
     """No set/dict-hash order leaks into the text: other PYTHONHASHSEEDs give the same bytes."""
     want = _digest(S.stories(300, 11))
-    code = ("import hashlib; from duckling import stories as S; "
+    code = ("import hashlib; from duckling.data import stories as S; "
             "print(hashlib.sha256('\\x00'.join(S.stories(300, 11)).encode('ascii')).hexdigest())")
     env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True,

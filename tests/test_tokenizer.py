@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from duckling import config
-from duckling import tokenizer as T
+from duckling.data import tokenizer as T
 from duckling.errors import DucklingError
 from duckling.io import read_json, sha256_file
 

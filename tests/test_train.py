@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from duckling import config, corpus, movie, pipeline, tokenizer, train
+from duckling import config, movie, pipeline
+from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
 from duckling.io import run_lock
-from duckling.model import GPT, phantom_mass, phantom_mass_from_grad
+from duckling.train import batches, checkpoint, loop
+from duckling.train.model import GPT, phantom_mass, phantom_mass_from_grad
 
 
 def prepared(gpt2_dir, run="t", **over):
@@ -48,7 +50,7 @@ def test_phantom_mass_is_the_softmax_mass_on_phantom_ids():
 def test_batches_use_every_token_once_and_never_a_phantom_id(root, gpt2_dir):
     cfg = prepared(gpt2_dir)
     stream = corpus.load(cfg)["train"]
-    b = train.Batches(cfg, stream, "cpu")
+    b = batches.Batches(cfg, stream, "cpu")
     seen = np.zeros(stream.size, int)
     for step in range(cfg.steps):
         x, y = b.get(step)
@@ -61,12 +63,12 @@ def test_batches_use_every_token_once_and_never_a_phantom_id(root, gpt2_dir):
     bad = stream.copy()
     bad[5] = cfg.live_vocab + 3
     with pytest.raises(DucklingError, match="live_vocab"):
-        train.Batches(cfg, bad, "cpu")
+        batches.Batches(cfg, bad, "cpu")
 
 
 def test_training_records_every_step_and_learns(root, gpt2_dir):
     cfg = prepared(gpt2_dir)
-    summary = train.run(cfg, progress=False)
+    summary = loop.run(cfg, progress=False)
     mv = movie.Movie(cfg.movie_dir)
     assert mv.steps.tolist() == list(range(cfg.steps + 1))  # frame 0 is the initialisation
     assert mv.verify(progress=False) == cfg.steps + 1
@@ -77,7 +79,7 @@ def test_training_records_every_step_and_learns(root, gpt2_dir):
     assert all(0 < float(r["phantom_mass"]) < 1 for r in m)
     assert [int(r["step"]) for r in rows(cfg.run_dir / "evals.csv")] == [8, 16, 24]
     # the last frame is the final master W rounded to nearest-even bf16
-    ck = train.load_checkpoint(cfg.run_dir / "checkpoint.pt", "cpu", cfg.run)
+    ck = checkpoint.load_checkpoint(cfg.run_dir / "checkpoint.pt", "cpu", cfg.run)
     w = ck["model"]["wte.weight"].to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     assert np.array_equal(mv.frame(cfg.steps), w)
     assert summary["frames"] == cfg.steps + 1 and (cfg.run_dir / "samples.json").exists()
@@ -85,17 +87,17 @@ def test_training_records_every_step_and_learns(root, gpt2_dir):
 
 def test_second_train_skips_and_force_retrains(root, gpt2_dir, capsys):
     cfg = prepared(gpt2_dir, max_steps=4, eval_every=2)
-    train.run(cfg, progress=False)
-    train.run(cfg, progress=False)
+    loop.run(cfg, progress=False)
+    loop.run(cfg, progress=False)
     assert "skipped" in capsys.readouterr().out
-    train.run(cfg, force=True, progress=False)
+    loop.run(cfg, force=True, progress=False)
     assert len(rows(cfg.run_dir / "metrics.csv")) == 4
 
 
 def test_pure_bf16_weights_live_on_the_lattice(root, gpt2_dir):
     cfg = prepared(gpt2_dir, precision="pure-bf16", max_steps=6)
-    train.run(cfg, progress=False)
-    ck = train.load_checkpoint(cfg.run_dir / "checkpoint.pt", "cpu", cfg.run)
+    loop.run(cfg, progress=False)
+    ck = checkpoint.load_checkpoint(cfg.run_dir / "checkpoint.pt", "cpu", cfg.run)
     for name, p in ck["model"].items():
         assert torch.equal(p, p.to(torch.bfloat16).float()), name
     w = ck["model"]["wte.weight"].to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
@@ -104,7 +106,7 @@ def test_pure_bf16_weights_live_on_the_lattice(root, gpt2_dir):
 
 def test_untied_model_records_both_matrices(root, gpt2_dir):
     cfg = prepared(gpt2_dir, tied=False, max_steps=3)
-    train.run(cfg, progress=False)
+    loop.run(cfg, progress=False)
     assert movie.Movie(cfg.movie_dir, name="Wout").steps.tolist() == [0, 1, 2, 3]
     assert not np.array_equal(movie.Movie(cfg.movie_dir).frame(3), movie.Movie(cfg.movie_dir, name="Wout").frame(3))
 
@@ -117,7 +119,7 @@ def test_a_second_stage_on_the_same_run_refuses(root, gpt2_dir):
     assert not (cfg.run_dir / "train.json").exists()
 
 
-TRAIN = "from duckling import config, train; train.run(config.load('{run}'), progress=False)"
+TRAIN = "from duckling import config, train; loop.run(config.load('{run}'), progress=False)"
 
 
 @pytest.mark.slow
@@ -125,7 +127,7 @@ def test_killed_training_resumes_bit_identical(root, gpt2_dir):
     over = dict(max_steps=150, checkpoint_every=20, eval_every=30, shard_frames=7, d_model=48, ctx=96,
                 batch_size=6, threads=1)
     ref = prepared(gpt2_dir, run="ref", **over)
-    train.run(ref, progress=False)
+    loop.run(ref, progress=False)
     cfg = prepared(gpt2_dir, run="killed", **over)
     env = {**os.environ, "DUCKLING_ROOT": str(root)}
     proc = subprocess.Popen([sys.executable, "-c", TRAIN.format(run="killed")], env=env)
@@ -136,10 +138,10 @@ def test_killed_training_resumes_bit_identical(root, gpt2_dir):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (cfg.run_dir / "train.json").exists(), "the run finished before it could be killed"
-    done = train.load_checkpoint(ckpt, "cpu", "x")["step"]
+    done = checkpoint.load_checkpoint(ckpt, "cpu", "x")["step"]
     assert 0 < done < cfg.steps
     assert subprocess.call([sys.executable, "-c", TRAIN.format(run="killed")], env=env) == 0
-    assert train.read_json(cfg.run_dir / "train.json")["resumed_from"] == done
+    assert loop.read_json(cfg.run_dir / "train.json")["resumed_from"] == done
 
     a, b = movie.Movie(ref.movie_dir), movie.Movie(cfg.movie_dir)
     assert a.steps.tolist() == b.steps.tolist() == list(range(cfg.steps + 1))
@@ -150,7 +152,7 @@ def test_killed_training_resumes_bit_identical(root, gpt2_dir):
     assert strip(rows(ref.run_dir / "metrics.csv")) == strip(rows(cfg.run_dir / "metrics.csv"))
     assert rows(ref.run_dir / "evals.csv") == rows(cfg.run_dir / "evals.csv")
     assert (ref.run_dir / "forces.npy").read_bytes() == (cfg.run_dir / "forces.npy").read_bytes()
-    assert train.read_csv(cfg.run_dir / "metrics.csv")["step"].size == cfg.steps
+    assert loop.read_csv(cfg.run_dir / "metrics.csv")["step"].size == cfg.steps
     assert not list(cfg.movie_dir.glob(".*tmp*"))
 
 

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from duckling import config, corpus, movie, tokenizer, train
-from duckling.model import GPT, phantom_mass_from_grad
+from duckling import config, movie
+from duckling.data import corpus, tokenizer
+from duckling.train import batches, loop
+from duckling.train.model import GPT, phantom_mass_from_grad
 
 # the first story is the validation stream (val_tokens=1: the first whole story reaches it); it
 # has two-byte characters, so bytes, characters and tokens all differ
@@ -37,7 +39,7 @@ def test_the_logs_of_a_run_equal_a_direct_computation(root, gpt2_dir):
     cfg.save()
     tokenizer.build(cfg)
     corpus.build(cfg, progress=False)
-    summary = train.run(cfg, progress=False)
+    summary = loop.run(cfg, progress=False)
     logged, evals = rows(cfg.run_dir / "metrics.csv"), rows(cfg.run_dir / "evals.csv")
     assert [int(r["step"]) for r in logged] == list(range(1, 31)) and [int(r["step"]) for r in evals] == [10, 20, 30]
 
@@ -46,9 +48,9 @@ def test_the_logs_of_a_run_equal_a_direct_computation(root, gpt2_dir):
     model = GPT(cfg)
     assert np.array_equal(movie.Movie(cfg.movie_dir).frame(0),
                           model.W.detach().to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16))
-    opt, batches, norms = train.make_optimizer(cfg, model, "cpu"), train.Batches(cfg, corpus.load(cfg)["train"], "cpu"), []
+    opt, data, norms = loop.make_optimizer(cfg, model, "cpu"), batches.Batches(cfg, corpus.load(cfg)["train"], "cpu"), []
     for s, row in enumerate(logged[:5]):
-        x, y = batches.get(s)
+        x, y = data.get(s)
         logits = model(x)
         opt.zero_grad()
         F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
@@ -89,14 +91,14 @@ def test_the_learning_rate_warms_up_linearly():
     # warmup lr (s + 1) / 4; then cosine over steps 4..8: progress (s - 4) / 4
     want = [5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3, 1e-4 + 0.95e-3 * (1 + math.cos(math.pi / 4)), 1.05e-3,
             1e-4 + 0.95e-3 * (1 + math.cos(3 * math.pi / 4))]
-    assert [train.lr_at(cfg, s) for s in range(8)] == pytest.approx(want, rel=1e-12)
+    assert [loop.lr_at(cfg, s) for s in range(8)] == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("steps, first", [(100, 2e-3 / 5), (10, 2e-3)])
 def test_the_default_warmup_is_5_percent_of_the_steps(steps, first):
     # 5 steps of 100; 0.5 of 10 rounds to none, and one step is the least
     cfg = config.build("smoke", overrides={"max_steps": steps, "warmup_steps": 0, "lr": 2e-3})
-    assert train.lr_at(cfg, 0) == pytest.approx(first, rel=1e-12)
+    assert loop.lr_at(cfg, 0) == pytest.approx(first, rel=1e-12)
 
 
 def test_phantom_mass_is_summed_in_float32():

@@ -37,12 +37,6 @@ def cumulative_displacement(X0, X) -> np.ndarray:
     return row_norms(np.asarray(X) - np.asarray(X0))
 
 
-def speed_quantiles(speed, qs=QUANTILES) -> np.ndarray:
-    """Quantiles of the speeds (linear interpolation between order statistics), float64 (len(qs),);
-    NaN for an empty set."""
-    return quantiles(speed, qs)
-
-
 def quantiles(x, qs, overwrite: bool = False) -> np.ndarray:
     """np.quantile(x, qs) (its default 'linear' method: position h = (n - 1) q between the order
     statistics x_(floor h) and x_(floor h + 1)) bit for bit, from one partial sort: a fraction of its

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from duckling.cooling import row_norms
+from duckling.metrics.cooling import row_norms
 
 Z_LEVEL = 5.0
 SWARM_COS = 0.5

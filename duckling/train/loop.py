@@ -13,7 +13,6 @@ import contextlib
 import csv
 import errno
 import functools
-import io
 import math
 import os
 import time
@@ -24,14 +23,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from duckling import config, corpus, forces, movie, tokenizer
+from duckling import config, movie
 from duckling.config import Config
+from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
-from duckling.io import atomic_path, read_csv, read_json, sha256_bytes, write_json
-from duckling.model import GPT, phantom_mass_from_grad
+from duckling.io import atomic_path, read_csv, read_json, write_json
+from duckling.train import forces
+from duckling.train.batches import Batches, val_batches
+from duckling.train.checkpoint import load_checkpoint, save_checkpoint
+from duckling.train.model import GPT, phantom_mass_from_grad
 
 METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "phantom_mass", "tokens_per_s"]
 EVAL_FIELDS = ["step", "val_loss", "val_bpb"]
+TRAIN_FILES = ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv", "forces.npy")  # + movie
 LOG_EVERY = 25  # steps between host syncs for metric rows (each step still gets its own row)
 
 
@@ -53,46 +57,6 @@ def make_optimizer(cfg: Config, model: GPT, device: str) -> torch.optim.AdamW:
         (decay if p.dim() == 2 and (cfg.decay_embeddings or not is_w) else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
-
-
-class Batches:
-    """Sequence j of the train stream is tokens[j*T : j*T + T + 1]; a seeded permutation orders them.
-
-    Every train token is an input exactly once and a target exactly once (the first is never a
-    target, the last never an input).
-    """
-
-    def __init__(self, cfg: Config, train: np.ndarray, device: str):
-        self.B, self.T = cfg.batch_size, cfg.ctx
-        n_seq = cfg.steps * self.B
-        if train.size < n_seq * self.T + 1:
-            raise DucklingError(f"corpus holds {train.size:,} train tokens, the run needs {n_seq * self.T + 1:,}; "
-                                f"rebuild it with `invoke corpus --run {cfg.run} --force`")
-        if int(train.max()) >= cfg.live_vocab:  # the guard: phantom ids never enter a batch
-            raise DucklingError(f"corpus contains id {int(train.max())} >= live_vocab {cfg.live_vocab}")
-        self.tokens = torch.from_numpy(train.astype(np.int64))
-        self.order = torch.randperm(n_seq, generator=torch.Generator().manual_seed(cfg.seed))
-        self.offsets = torch.arange(self.T + 1)
-        self.device, self.live = device, cfg.live_vocab
-
-    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = self.order[step * self.B:(step + 1) * self.B]
-        xy = self.tokens[seqs[:, None] * self.T + self.offsets]
-        if self.device != "cpu":
-            xy = xy.pin_memory().to(self.device, non_blocking=True)
-        return xy[:, :-1], xy[:, 1:]
-
-
-def val_batches(cfg: Config, val: np.ndarray) -> list[torch.Tensor]:
-    """A fixed held-out slice: the first eval_batches x batch_size sequences of the val stream."""
-    T, B = cfg.ctx, cfg.batch_size
-    n = min(cfg.eval_batches * B, (val.size - 1) // T)
-    if n < 1:
-        raise DucklingError(f"validation stream has {val.size} tokens, fewer than one sequence of {T + 1}; "
-                            f"raise --set val_tokens")
-    v = torch.from_numpy(val[: n * T + 1].astype(np.int64))
-    seqs = v[torch.arange(n)[:, None] * T + torch.arange(T + 1)]
-    return list(seqs.split(B))
 
 
 def autocast(device: str, precision: str):
@@ -174,38 +138,6 @@ class CsvLog:
         self.f.close()
 
 
-CHECKPOINT_FORMAT = "duckling-checkpoint-1"
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save of `state` (tensors, numbers, strings only), wrapped with the sha256 of its bytes."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    blob = buf.getvalue()
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "sha256": sha256_bytes(blob),
-                    "state": torch.frombuffer(bytearray(blob), dtype=torch.uint8)}, tmp)
-
-
-def load_checkpoint(path: Path, device: str, run: str) -> dict | None:
-    """The state saved at `path` (None if there is none), after its checksum; never unpickles code."""
-    if not path.exists():
-        return None
-    fix = f"delete it to train from step 0, or run `invoke train --run {run} --force`"
-    try:
-        outer = torch.load(path, map_location="cpu", weights_only=True)
-        if outer.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"format {outer.get('format')!r}")
-        blob = outer["state"].numpy().tobytes()
-        if sha256_bytes(blob) != outer["sha256"]:
-            raise DucklingError(f"{path}: fails its sha256 checksum, the file is corrupt; {fix}")
-        return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
-    except DucklingError:
-        raise
-    except Exception as e:  # truncated, empty, garbage or a pickle that is not plain data
-        raise DucklingError(f"{path}: not a readable checkpoint ({type(e).__name__}); {fix}") from None
-
-
 def check_movie(cfg: Config, fp: str, frames: int) -> None:
     """Refuse a movie that is not exactly this training's: every frame present, every shard its own."""
     fix = f"re-record it with `invoke train --run {cfg.run} --force`"
@@ -214,8 +146,7 @@ def check_movie(cfg: Config, fp: str, frames: int) -> None:
 
 
 def _clear(cfg: Config) -> None:
-    from duckling.pipeline import TRAIN_FILES  # what this stage writes, listed once
-
+    """Delete what an earlier training of this run left (its files and movie)."""
     for name in TRAIN_FILES:
         (cfg.run_dir / name).unlink(missing_ok=True)
     movie.truncate(cfg.movie_dir, -1)
@@ -390,9 +321,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     fwd = torch.compile(model) if cfg.compile else model  # training steps only; eval and samples stay eager
     pull = None
     if cfg.log_forces:
-        sets = {"phantom": np.flatnonzero(tokenizer.load_dead_mask(cfg)),
-                "natural_dead": corpus.natural_dead(data["counts"][: cfg.live_vocab], cfg.separator_id),
-                **corpus.count_bins(data["counts"][: cfg.live_vocab], cfg.separator_id)}
+        sets = corpus.count_sets(data["counts"][: cfg.live_vocab], cfg.separator_id, tokenizer.load_dead_mask(cfg))
         pull = forces.Forces(cfg.run_dir, sets, cfg.rows, cfg.d_model, cfg.steps, start == 0, device, LOG_EVERY)
         model.ln_f.register_forward_hook(pull.hook)
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)

@@ -11,10 +11,6 @@ import io
 import math
 from typing import NamedTuple
 
-import matplotlib
-
-matplotlib.use("Agg")  # before anything imports pyplot; figures are only ever saved
-
 import matplotlib.cm
 import matplotlib.colors
 import numpy as np
@@ -22,7 +18,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from duckling.coherence import Z_LEVEL
+from duckling.metrics.coherence import Z_LEVEL
 
 SETS = ("phantom", "natural_dead", "live")
 COLORS = {"phantom": "#7b2cbf", "natural_dead": "#e36414", "live": "#5c677d"}

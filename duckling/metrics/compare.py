@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from duckling.cloud import angle_between
+from duckling.metrics.cloud import angle_between
 
 
 def speed_tests(speed_a, speed_b) -> dict:

@@ -6,7 +6,7 @@ validation stream whole held-out stories. Per-id counts over the train stream fi
 dead tokens; bytes of text give bits per byte (a story's UTF-8 bytes plus one byte per separator,
 which stands for the story break).
 
-Sources: `synthetic` (duckling.stories, offline), `tinystories` (the hub dataset through
+Sources: `synthetic` (duckling.data.stories, offline), `tinystories` (the hub dataset through
 `datasets`, streamed), or a local file: the dataset's own .txt layout (stories separated by
 `<|endoftext|>` lines), JSONL or Parquet with a `text` column. A local file has one split, so
 its first stories are held out for validation.
@@ -22,8 +22,8 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from duckling import stories, tokenizer
 from duckling.config import Config
+from duckling.data import stories, tokenizer
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, sha256_file, up_to_date, write_json
 
@@ -283,6 +283,13 @@ def count_bins(counts: np.ndarray, separator_id: int) -> dict[str, np.ndarray]:
         keep = (counts >= lo) & (True if hi is None else counts <= hi) & (ids != separator_id)
         out[name] = ids[keep]
     return out
+
+
+def count_sets(counts: np.ndarray, separator_id: int, dead_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The token sets by train count, rarest first: phantom (the rows `dead_mask` marks), natural_dead
+    (count 0, natural_dead()), then count_bins()' seen_1 .. seen_1001+; `counts` are per live id."""
+    return {"phantom": np.flatnonzero(dead_mask), "natural_dead": natural_dead(counts, separator_id),
+            **count_bins(counts, separator_id)}
 
 
 def natural_dead(counts: np.ndarray, separator_id: int) -> np.ndarray:

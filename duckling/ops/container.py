@@ -16,7 +16,7 @@ from pathlib import Path
 
 from duckling.errors import DucklingError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = Path("requirements/lock.txt")
 BUILD_IN = Path("requirements/build.in")
 BUILD_LOCK = Path("requirements/build.txt")

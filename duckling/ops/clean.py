@@ -1,11 +1,11 @@
 """Delete generated outputs: one run's, or everything under data/, movies/, runs/ and report/_output/."""
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
+from duckling import config
 from duckling.config import Config
 from duckling.errors import DucklingError
 
@@ -13,7 +13,7 @@ KEEP = {"README.md", ".gitkeep"}
 
 
 def targets(run: str | None, root: str | None = None) -> list[Path]:
-    root_dir = Path(root or os.environ.get("DUCKLING_ROOT", "."))
+    root_dir = Path(root or config.default_root())
     if run:
         cfg = Config(run=run, root=str(root_dir))
         paths = [cfg.run_dir, cfg.corpus_dir, cfg.movie_dir, cfg.record_dir, cfg.report_dir]

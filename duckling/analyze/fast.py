@@ -168,7 +168,7 @@ def _frame(B, Bp, B0, Bk, perm, bounds, speed, cum, l1, linf, l2sq, umax, zc, Xc
 
 
 @dataclass
-class Frame:
+class Sums:
     """One frame's numbers for every token set, rows in the order perm (set j: rows
     bounds[j]:bounds[j + 1]). Per row, against the previous frame (unset where there is none):
     speed = |dW_i| (cooling.speed), L1, Linf, L2 of the ordinal differences
@@ -195,7 +195,7 @@ class Frame:
     moving: np.ndarray
 
     @classmethod
-    def empty(cls, n: int, d: int, n_sets: int) -> Frame:
+    def empty(cls, n: int, d: int, n_sets: int) -> Sums:
         f8, i8 = lambda: np.empty(n), lambda: np.empty(n, np.int64)
         sums = lambda: np.zeros((n_sets, d))
         return cls(speed=f8(), cum=f8(), L1=i8(), Linf=i8(), L2sq=f8(), ulp_max=f8(), zero_cross=i8(),
@@ -211,11 +211,11 @@ def _frame_bits(a, name: str, shape=None) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def frame(now, prev=None, first=None, back=None, perm=None, bounds=None, out: Frame | None = None) -> Frame:
+def sums(now, prev=None, first=None, back=None, perm=None, bounds=None, out: Sums | None = None) -> Sums:
     """Sweep a frame's rows once: `now`, `prev` (previous frame or None), `first` (frame 0; None
     means now) and `back` (the frame k back, or None), each (rows, d) uint16 bf16 bits. perm: the
     rows to read, set after set (default: all, in order); bounds: where each set starts and ends in
-    perm (default: one set). out: a Frame of the same shape to overwrite (a worker reuses one,
+    perm (default: one set). out: Sums of the same shape to overwrite (a worker reuses one,
     frame after frame). Where prev is None, speed, L2sq and ulp_max are NaN; where back is None,
     moving[:, 1] is 0."""
     B = _frame_bits(now, "now")
@@ -232,7 +232,7 @@ def frame(now, prev=None, first=None, back=None, perm=None, bounds=None, out: Fr
     Bk = B if back is None else _frame_bits(back, "back", B.shape)
     S = bounds.size - 1
     if out is None or out.Xc.shape != (n, d) or out.total.shape != (S, d):
-        out = Frame.empty(n, d, S)
+        out = Sums.empty(n, d, S)
     o = out
     _frame(B, Bp, B0, Bk, perm, bounds, o.speed, o.cum, o.L1, o.Linf, o.L2sq, o.ulp_max, o.zero_cross, o.Xc,
            o.r2, o.total, o.d_total, o.unit, o.unit_k, o.moving)

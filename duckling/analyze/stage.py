@@ -11,9 +11,9 @@ With record_every > 1, displacements are between consecutive frames and velociti
 are divided by the step gap, so they stay per step.
 
 `compute` is the pass itself and needs only a Movie and the sets; `analyze` adds the run's files.
-frames.Pass reads each frame once and hands it, with the previous frame, frame 0 and the frame k
+parallel.Pass reads each frame once and hands it, with the previous frame, frame 0 and the frame k
 back, to `_frame`, a pure function of those frames, in worker processes side by side; results
-come back in step order. In `_frame`, kernel.frame reads every row of the four frames once (the
+come back in step order. In `_frame`, fast.frame reads every row of the four frames once (the
 sets as one row order, so no frame is copied to regroup it); each set's Gram matrix and its top
 eigenpair come from BLAS/LAPACK on one thread. Drift, velocity and the axis turn need the frames
 before, so they are computed from the stored centroids and axes after the pass.
@@ -35,19 +35,16 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from duckling import (cloud, coherence, compare, config, cooling, corpus, detector, frames, kernel, lattice, movie,
-                      tokenizer)
+from duckling import config, movie
+from duckling.analyze import fast, fields, parallel
 from duckling.config import Config
+from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_csv, read_json, up_to_date, write_json
+from duckling.metrics import cloud, coherence, compare, cooling, detector, lattice
 
 SETS = ("phantom", "natural_dead", "live")
 PLATEAU = 6.75  # the loss the previous model (Goldilocks) never got below
-SCALARS = ("drift", "velocity", "rms_radius", "median_radius", "anisotropy", "effective_dim", "axis_turn",
-           "speed_q10", "speed_q50", "speed_q90", "speed_mean", "cum_q10", "cum_q50", "cum_q90",
-           "ulp_q50", "ulp_q90", "zero_cross_frac", "coherence", "coherence_k", "alignment", "n_zero")
-SEQUENTIAL = ("drift", "velocity", "axis_turn")  # need the frames before: computed after the pass
-FRAME_SCALARS = tuple(m for m in SCALARS if m not in SEQUENTIAL)  # each frame's own
 COMPARED = ("phantom", "natural_dead")  # the sets whose speed distributions are tested
 MAX_WORKERS = 8  # each worker costs a ring slot or two and a centred copy of the frame
 PROCESS_MIN_FRAMES = 500  # shorter movies are analysed in one process
@@ -124,74 +121,58 @@ def one_blas_thread():
 _local = threading.local()
 
 
-def _scratch(n: int, d: int, n_sets: int) -> kernel.Frame:
-    """This thread's kernel.Frame, overwritten frame after frame (fresh pages cost more than the
+def _scratch(n: int, d: int, n_sets: int) -> fast.Sums:
+    """This thread's fast.Sums, overwritten frame after frame (fresh pages cost more than the
     arithmetic that fills them)."""
     f = getattr(_local, "frame", None)
     if f is None or f.Xc.shape != (n, d) or f.total.shape[0] != n_sets:
-        f = _local.frame = kernel.Frame.empty(n, d, n_sets)
+        f = _local.frame = fast.Sums.empty(n, d, n_sets)
     return f
 
 
 def _frame(i: int, cur, prev, first, back, steps: np.ndarray, perm: np.ndarray, bounds: np.ndarray,
-           keep: frozenset) -> tuple:
-    """Every set's metrics of frame i, except those that need the previous frame's results (drift,
-    velocity, axis turn: `_Series.add` does those, in order). cur/prev/first/back are the bits of
-    this frame, the previous (None for frame 0), frame 0 and the frame k back (None before frame k);
-    set j is rows perm[bounds[j]:bounds[j + 1]]; speeds are kept for the frames in `keep`.
-    kernel.frame reads every row once; the formulas are the metric modules'.
+           keep: frozenset) -> tuple[dict, dict]:
+    """Every set's per-frame fields (fields.PER_FRAME) of frame i. cur/prev/first/back are the bits
+    of this frame, the previous (None for frame 0), frame 0 and the frame k back (None before frame
+    k); set j is rows perm[bounds[j]:bounds[j + 1]]; speeds are kept for the frames in `keep`.
+    fast.frame reads every row once; each field reads its value from those sums.
 
-    Returns (vals, centroids, axes, regimes, speeds): per set j, vals[j] the FRAME_SCALARS (NaN
-    where undefined), its centroid, principal axis and regime fractions, and speeds[s] the speeds
-    of the COMPARED sets at kept frames."""
+    Returns (values, speeds): values[name] (n_sets, *shape), NaN where undefined, and speeds[s] the
+    per-step speeds of the COMPARED sets at kept frames."""
     n_rows, d = perm.size, cur.shape[1]
-    S = len(SETS)
     gap = float(steps[i] - steps[i - 1]) if i else 1.0
-    f = kernel.frame(cur, prev, first, back, perm, bounds, out=_scratch(n_rows, d, S))
-    vals, cents = np.full((S, len(FRAME_SCALARS)), np.nan), np.full((S, d), np.nan)
-    axes, regimes, speeds = np.full((S, d), np.nan), np.full((S, len(lattice.REGIMES)), np.nan), {}
+    f = fast.sums(cur, prev, first, back, perm, bounds, out=_scratch(n_rows, d, len(SETS)))
+    out = {m: np.full((len(SETS), *shape), np.nan) for m, shape in fields.shapes(d).items()}
+    have = {"frame": True, "prev": prev is not None, "back": back is not None}
+    speeds = {}
     for j, s in enumerate(SETS):
         a, b = int(bounds[j]), int(bounds[j + 1])
-        n = b - a
-        if n == 0:
+        if a == b:
             continue
-        v = dict(zip(("rms_radius", "median_radius"), cloud.radius_of(f.r2[a:b])))
-        v["anisotropy"], v["effective_dim"], axes[j] = cloud.shape_of(cloud.gyration_tensor(f.Xc[a:b]))
-        v["cum_q10"], v["cum_q50"], v["cum_q90"] = cooling.quantiles(f.cum[a:b], cooling.QUANTILES, overwrite=True)
-        cents[j] = f.total[j] / n
-        if prev is not None:
-            speed = f.speed[a:b] if gap == 1.0 else f.speed[a:b] / gap
-            v["speed_mean"] = speed.mean()
-            if i in keep and s in COMPARED:
-                speeds[s] = speed.copy()
-            v["speed_q10"], v["speed_q50"], v["speed_q90"] = cooling.quantiles(speed, cooling.QUANTILES, overwrite=True)
-            regimes[j] = lattice.regime_fractions(lattice.classify(f.L1[a:b], f.Linf[a:b], np.sqrt(f.L2sq[a:b]), d))
-            v["ulp_q50"], v["ulp_q90"] = cooling.quantiles(f.ulp_max[a:b], (0.5, 0.9), overwrite=True)
-            v["zero_cross_frac"] = f.zero_cross[a:b].sum() / (n * d)
-            n_moving, n_moving_k = (int(x) for x in f.moving[j])
-            coh = coherence.from_sums(f.unit[j], n_moving, n - n_moving, f.d_total[j] / n)
-            v["coherence"], v["alignment"], v["n_zero"] = coh["mean_cos"], coh["centroid_cos"], coh["n_zero"]
-            if back is not None:
-                v["coherence_k"] = coherence.from_sums(f.unit_k[j], n_moving_k, n - n_moving_k)["mean_cos"]
-        vals[j] = [v.get(m, np.nan) for m in FRAME_SCALARS]
-    return vals, cents, axes, regimes, speeds
+        v = fields.FastView(f, j, a, b, d, gap, moved=prev is not None)
+        if prev is not None and i in keep and s in COMPARED:
+            speeds[s] = v.speed.copy()  # before a field's quantiles reorder them
+        for fld in fields.PER_FRAME:
+            if have[fld.needs]:
+                for m, x in zip(fld.names, fld.fast(v)):
+                    out[m][j] = x
+    return out, speeds
 
 
 class _Series:
-    """The series of one pass, filled frame by frame in step order; the metrics that need the frames
-    before (SEQUENTIAL) are computed from the stored centroids and axes at the end."""
+    """The series of one pass, filled frame by frame in step order; the "sequence" fields come from
+    the stored centroids and axes at the end."""
 
     def __init__(self, steps: np.ndarray, sizes: dict[str, int], d: int):
         self.steps, self.T = steps, steps.size
-        S, nan = len(SETS), lambda *shape: np.full((self.T, *shape), np.nan)
-        self.vals, self.regimes = nan(S, len(FRAME_SCALARS)), nan(S, len(lattice.REGIMES))
-        self.centroid, self.axis = nan(S, d), nan(S, d)
+        self.vals = {m: np.full((self.T, len(SETS), *shape), np.nan) for m, shape in fields.shapes(d).items()}
         self.sizes = sizes
         self.speeds_at = {s: [] for s in COMPARED}
 
     def add(self, i: int, res: tuple) -> None:
-        vals, cents, axes, regimes, speeds = res
-        self.vals[i], self.centroid[i], self.axis[i], self.regimes[i] = vals, cents, axes, regimes
+        vals, speeds = res
+        for m, x in vals.items():
+            self.vals[m][i] = x
         for s, sp in speeds.items():
             self.speeds_at[s].append(sp)
 
@@ -200,15 +181,13 @@ class _Series:
         out = {}
         gaps = np.diff(self.steps).astype(np.float64)
         for j, s in enumerate(SETS):
-            C, A = self.centroid[:, j], self.axis[:, j]
-            seq = {m: np.full(self.T, np.nan) for m in SEQUENTIAL}
+            per_set = {m: v[:, j] for m, v in self.vals.items() if m not in fields.INTERNAL}
             if self.sizes[s]:
-                seq["drift"] = cloud.drift(C[0], C)
-                seq["velocity"][1:] = cloud.velocity(C[:-1], C[1:], gaps)
-                seq["axis_turn"][1:] = cloud.axis_turn(A[:-1], A[1:])
-            out.update({f"{s}/{m}": self.vals[:, j, q] for q, m in enumerate(FRAME_SCALARS)})
-            out.update({f"{s}/{m}": seq[m] for m in SEQUENTIAL})
-            out[f"{s}/regimes"], out[f"{s}/centroid"] = self.regimes[:, j], C
+                per_set.update(fields.sequence(self.vals["centroid"][:, j], self.vals["axis"][:, j], gaps))
+            else:
+                per_set.update({m: np.full(self.T, np.nan) for f in fields.FIELDS if f.needs == "sequence"
+                                for m in f.names})
+            out.update({f"{s}/{m}": per_set[m] for m in fields.SERIES})
         return {key: np.ascontiguousarray(v) for key, v in out.items()}
 
 
@@ -234,8 +213,8 @@ def _workers(asked: int | None, T: int, k: int, stride: int) -> int:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         asked = min(cores, MAX_WORKERS) if T >= PROCESS_MIN_FRAMES and cores > 1 else 0
     n = max(0, int(asked))
-    room = frames.shared_room()
-    while n and room is not None and frames.slots_needed(k, n) * stride > 0.9 * room:
+    room = parallel.shared_room()
+    while n and room is not None and parallel.slots_needed(k, n) * stride > 0.9 * room:
         n -= 1
     return n
 
@@ -263,7 +242,7 @@ def compute(mv: movie.Movie, sets: dict[str, np.ndarray], precision: str, k: int
     acc = _Series(steps, sizes, d)
 
     t0 = time.perf_counter()
-    walk = frames.Pass(mv, _frame, (steps, perm, bounds, frozenset(test_idx.tolist())), k=k, workers=workers,
+    walk = parallel.Pass(mv, _frame, (steps, perm, bounds, frozenset(test_idx.tolist())), k=k, workers=workers,
                        verify=verify)
     with one_blas_thread(), tqdm(total=T, desc=desc, unit="frame", disable=not progress) as bar, \
             contextlib.closing(iter(walk)) as results:
@@ -386,17 +365,20 @@ def _lifecycle(S: dict, steps: np.ndarray, fimb: dict) -> dict:
             "sentence": sentence}
 
 
-DEFINED = {"centroid": cloud.centroid, "drift": cloud.drift, "velocity": cloud.velocity, "radius": cloud.radius,
-           "gyration": cloud.gyration, "shape": cloud.shape, "gyration_tensor": cloud.gyration_tensor,
-           "shape_of": cloud.shape_of, "axis_turn": cloud.axis_turn,
-           "velocity_trend": cloud.velocity_trend, "drift_plane": cloud.drift_plane, "speed": cooling.speed,
-           "cumulative_displacement": cooling.cumulative_displacement, "late_slope": cooling.late_slope,
-           "ordinals": lattice.ordinals, "lattice_displacement": lattice.lattice_displacement,
-           "classify": lattice.classify, "ulp": lattice.ulp, "ulp_displacement": lattice.ulp_displacement,
-           "zero_crossings": lattice.zero_crossings, "fimbulwinter_verdict": lattice.fimbulwinter_verdict,
-           "coherence": coherence.coherence, "coherence_from_sums": coherence.from_sums,
-           "expected_random": coherence.expected_random,
-           "speed_tests": compare.speed_tests, "drift_angle": compare.drift_angle}
+def definitions() -> dict[str, dict]:
+    """What Methods prints: each series' definition (the function the pass is held to by
+    tests/test_record.py) with the series it defines, then the functions that turned the series into
+    summaries and verdicts: {name: {"series": [...], "doc": docstring}}."""
+    out = {}
+    for f in fields.FIELDS:
+        entry = out.setdefault(f.definition.__name__, {"series": [], "doc": inspect.getdoc(f.definition) or ""})
+        entry["series"] += [m for m in f.names if m not in fields.INTERNAL]
+    for name, fn in (("drift_plane", cloud.drift_plane), ("late_slope", cooling.late_slope),
+                     ("velocity_trend", cloud.velocity_trend), ("fimbulwinter_verdict", lattice.fimbulwinter_verdict),
+                     ("expected_random", coherence.expected_random), ("speed_tests", compare.speed_tests),
+                     ("drift_angle", compare.drift_angle), ("detector", detector.score)):
+        out[name] = {"series": [], "doc": inspect.getdoc(fn) or ""}
+    return out
 
 
 # ---- the stage -------------------------------------------------------------------------------
@@ -443,7 +425,7 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
                                       "compare")},
         "learning": _learning(cfg, cmeta, tj), "lifecycle": summ["lifecycle"], "pass": summ["pass"],
         "detector": detector_over_time(mv, sets["phantom"], counts, cfg.separator_id, cfg.test_steps * 2),
-        "definitions": {key: inspect.getdoc(f) or "" for key, f in DEFINED.items()},
+        "definitions": definitions(),
     }
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as f:
         np.savez(f, **series)

@@ -1,0 +1,1 @@
+"""The analyze stage: one pass over a movie computes the Record from the metrics' definitions."""

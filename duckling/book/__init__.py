@@ -1,0 +1,1 @@
+"""The book: what chapters call, the figures, and the Quarto / fallback renderers."""

@@ -1,0 +1,1 @@
+"""Operations: the container, the benchmarks, cleaning a run's outputs."""

@@ -1,0 +1,1 @@
+"""Training: the model, the loop that films W, and the forces log beside it."""
