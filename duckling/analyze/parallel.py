@@ -158,6 +158,20 @@ def _spawning():
                 os.environ[key] = v
 
 
+def _stop(workers: list) -> None:
+    """Ask each worker to finish, then join it (terminate one that does not) and close its pipes."""
+    for _, task_w, _ in workers:
+        with contextlib.suppress(OSError):
+            task_w.send(None)
+    for p, task_w, res_r in workers:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.terminate()
+            p.join()
+        task_w.close()
+        res_r.close()
+
+
 class Pass:
     """Iterate (i, fn(i, cur, prev, first, back, *args)) over every frame of mv in order.
 
@@ -202,19 +216,7 @@ class Pass:
         reader = None
         try:
             if self.workers:
-                ctx = mp.get_context("spawn")
-                spec = {"slots": ring.n, "shape": (mv.rows, mv.d), "shm": ring.shm.name, "k": self.k}
-                with _spawning():
-                    for _ in range(self.workers):
-                        task_r, task_w = ctx.Pipe(duplex=False)
-                        res_r, res_w = ctx.Pipe(duplex=False)
-                        p = ctx.Process(target=_work, args=(spec, task_r, res_w), daemon=True, name="duckling-analyze")
-                        p.start()
-                        task_r.close()
-                        res_w.close()
-                        workers.append((p, task_w, res_r))
-                for _, task_w, _ in workers:  # after every start: each send waits for that child to import
-                    task_w.send((self.fn, self.args, mv if self.verify else None))
+                self._start(ring, workers)
 
             def put(i):  # a frame is in its slot: to the worker whose turn it is, or to this thread
                 if isinstance(i, _Failure):
@@ -247,17 +249,24 @@ class Pass:
                 cond.notify()
             if reader is not None:
                 reader.join()
-            for _, task_w, _ in workers:
-                with contextlib.suppress(OSError):
-                    task_w.send(None)
-            for p, task_w, res_r in workers:
-                p.join(timeout=5)
-                if p.is_alive():
-                    p.terminate()
-                    p.join()
-                task_w.close()
-                res_r.close()
+            _stop(workers)
             ring.close(unlink=True)
+
+    def _start(self, ring: _Ring, workers: list) -> None:
+        """Start the worker processes (appended to `workers` as they start, so a failure stops them)."""
+        mv, ctx = self.mv, mp.get_context("spawn")
+        spec = {"slots": ring.n, "shape": (mv.rows, mv.d), "shm": ring.shm.name, "k": self.k}
+        with _spawning():
+            for _ in range(self.workers):
+                task_r, task_w = ctx.Pipe(duplex=False)
+                res_r, res_w = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_work, args=(spec, task_r, res_w), daemon=True, name="duckling-analyze")
+                p.start()
+                task_r.close()
+                res_w.close()
+                workers.append((p, task_w, res_r))
+        for _, task_w, _ in workers:  # after every start: each send waits for that child to import
+            task_w.send((self.fn, self.args, mv if self.verify else None))
 
     def _here(self, local: queue.Queue, ring: _Ring, check) -> list:
         """Without workers: compute the next frame the reader has read, in this thread."""

@@ -170,18 +170,9 @@ def _fingerprint(cfg: Config, tok_meta: dict) -> str:
                         **cfg.subset("seed", "val_tokens", "allow_epochs", "train_tokens")})
 
 
-def build(cfg: Config, force: bool = False, progress: bool = True) -> dict:
-    """Tokenise the configured source into `data/corpus/<run>/tokens.safetensors` (+ meta.json)."""
-    if cfg.train_tokens <= 1 or cfg.fraction <= 0:
-        raise DucklingError(f"fraction={cfg.fraction}: the token budget must be above 0")
-    tok = tokenizer.load(cfg)
-    tok_meta = tokenizer.load_meta(cfg)
-    out, meta_path = cfg.corpus_dir / "tokens.safetensors", cfg.corpus_dir / "meta.json"
-    fp = _fingerprint(cfg, tok_meta)
-    if not force and up_to_date(meta_path, fp, out):
-        print(f"corpus: up to date, skipped ({out}; use --force to rebuild)")
-        return json.loads(meta_path.read_text())
-
+def _fill(cfg: Config, tok, progress: bool) -> tuple[_Stream, _Stream, str, int]:
+    """The val stream first (whole held-out stories), then the train stream to exactly the budget,
+    repeating the source only when allow_epochs says so. Returns (val, train, source, epochs)."""
     sep = cfg.separator_id
     val_src, train_src, desc = split_sources(cfg)
     val = train = None
@@ -211,6 +202,23 @@ def build(cfg: Config, force: bool = False, progress: bool = True) -> dict:
         for st in (val, train):
             if st is not None:
                 st.bar.close()
+    return val, train, desc, epochs
+
+
+def build(cfg: Config, force: bool = False, progress: bool = True) -> dict:
+    """Tokenise the configured source into `data/corpus/<run>/tokens.safetensors` (+ meta.json)."""
+    if cfg.train_tokens <= 1 or cfg.fraction <= 0:
+        raise DucklingError(f"fraction={cfg.fraction}: the token budget must be above 0")
+    tok = tokenizer.load(cfg)
+    tok_meta = tokenizer.load_meta(cfg)
+    out, meta_path = cfg.corpus_dir / "tokens.safetensors", cfg.corpus_dir / "meta.json"
+    fp = _fingerprint(cfg, tok_meta)
+    if not force and up_to_date(meta_path, fp, out):
+        print(f"corpus: up to date, skipped ({out}; use --force to rebuild)")
+        return json.loads(meta_path.read_text())
+
+    sep = cfg.separator_id
+    val, train, desc, epochs = _fill(cfg, tok, progress)
     train_ids, val_ids = train.done(exact=True), val.done(exact=False)
 
     counts = np.bincount(train_ids, minlength=cfg.live_vocab).astype(np.int64)
