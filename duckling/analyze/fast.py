@@ -5,7 +5,7 @@ The metrics are defined by the numpy functions of lattice, cooling, cloud and co
 the reference; this module computes the same quantities from the bf16 bit patterns without
 materialising a float copy, a displacement array or an ordinal array per metric: one loop over each
 row's coordinates does it all, an order of magnitude faster than the reference functions chained
-(bench/results/analyze.json has the timings). tests/test_kernel.py holds it to the reference: lattice
+(bench/results/analyze.json has the timings). tests/test_fast.py holds it to the reference: lattice
 numbers exactly, float sums to rounding (squares of float displacements are summed in float64
 here, in float32 there).
 

@@ -113,7 +113,7 @@ def test_workers_do_not_rerun_an_unguarded_main_script(tmp_path):
     script.write_text(textwrap.dedent(f"""
         from duckling.analyze import parallel
         from duckling import movie
-        from test_frames import who
+        from test_parallel import who
         out = list(parallel.Pass(movie.Movie({str(tmp_path / "movie")!r}), who, k=2, workers=2))
         print("frames", len(out))
     """))
