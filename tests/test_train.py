@@ -119,7 +119,7 @@ def test_a_second_stage_on_the_same_run_refuses(root, gpt2_dir):
     assert not (cfg.run_dir / "train.json").exists()
 
 
-TRAIN = "from duckling import config, train; loop.run(config.load('{run}'), progress=False)"
+TRAIN = "from duckling import config; from duckling.train import loop; loop.run(config.load('{run}'), progress=False)"
 
 
 @pytest.mark.slow
