@@ -66,7 +66,8 @@ class Config:
     # precision and device
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (amp-bf16 on CUDA, fp32 on CPU) | fp32 | amp-bf16 | pure-bf16
-    compile: bool = False
+    compile: bool = False  # torch.compile the model's forward for the training steps
+    graph: str = "auto"  # auto (on with CUDA) | on | off: the step as one CUDA graph, replayed (train/graph.py)
     threads: int = 0  # torch CPU threads, 0 = torch's default
 
     # recording, evaluation, checkpoints
@@ -218,6 +219,7 @@ PROFILES: dict[str, dict] = {
 }
 DEFAULT_PROFILE = "10pct"
 PRECISIONS = ("auto", *lattice.PRECISIONS)  # auto: amp-bf16 on CUDA, fp32 on CPU
+GRAPH = ("auto", "on", "off")  # on without CUDA: the same fixed-buffer step, run without capture (tests)
 FREE = ("threads", "checkpoint_every")  # no stage's outputs depend on these: they may change on a run
 AFTER_CORPUS = ("train", "analyze", "report")  # stages that need an existing run
 
@@ -319,6 +321,7 @@ def validate(cfg: Config, where: str = "") -> None:
         (cfg.rows >= cfg.live_vocab > 256, f"rows={cfg.rows}, live_vocab={cfg.live_vocab}: need rows >= live_vocab > 256"),
         (cfg.d_model % cfg.n_head == 0, f"d_model={cfg.d_model} is not divisible by n_head={cfg.n_head}"),
         (cfg.precision in PRECISIONS, f"precision={cfg.precision}: choose {', '.join(PRECISIONS)}"),
+        (cfg.graph in GRAPH, f"graph={cfg.graph}: choose {', '.join(GRAPH)}"),
         (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
          f"device={cfg.device}: choose auto, cpu or cuda"),
         (cfg.ctx >= 2, f"ctx={cfg.ctx}: must be 2 or more"),
@@ -360,7 +363,7 @@ def train_fingerprint(cfg: Config, corpus_sha: str, precision: str) -> str:
     """What a training's outputs depend on: the settings (less those that change only logs, samples
     or the analysis), the corpus and the resolved precision."""
     keys = {k: v for k, v in cfg.to_dict().items()
-            if k not in ("root", "run", "threads", "compile", "eval_every", "eval_batches", "prompts",
+            if k not in ("root", "run", "threads", "compile", "graph", "eval_every", "eval_batches", "prompts",
                          "sample_tokens", "coherence_window", "test_steps", "checkpoint_every")}
     return fingerprint({"config": keys, "corpus": corpus_sha, "precision": precision})
 

@@ -63,7 +63,7 @@ md(table(["set", "RMS radius at init", "at the end", "median radius at init", "a
            fmt(s[f"{S}/median_radius"][0]), fmt(s[f"{S}/median_radius"][-1])] for S in sets]))
 
 # %%
-show(plots.radius(s), "fig-radius")
+show(plots.radius_curves(s), "fig-radius")
 
 # %% [markdown]
 # ## Shape
@@ -76,4 +76,39 @@ md(table(["set", "anisotropy at init", "at the end", "effective dimension at ini
    "vectors has anisotropy near 1 and an effective dimension near d.")
 
 # %%
-show(plots.shape(s, summ), "fig-shape")
+show(plots.shape_curves(s, summ), "fig-shape")
+
+# %% [markdown]
+# ## Shearing
+#
+# Shape and the turn of the principal axis say whether a cloud is spherical or elongated and whether it
+# twists; whether it shears needs its motion field. At log-spaced frame pairs, each set's displacements
+# per step are fitted by least squares to a linear field about its centroid, Δw_i ≈ v + A (w_i − c). The
+# trace of A is expansion (or contraction), its traceless symmetric part shear, its antisymmetric part
+# rotation. A fit to many rows always finds some A, so each part is read against its expected size for
+# a random walk with the set's own steps, drawn independently of position.
+
+# %%
+sh = summ.get("shear")
+if sh is None:
+    md("This Record has no motion field; analyse the run again with `invoke analyze --force`.")
+    sh = {}
+else:
+    md(f"**{api.math(sh['answer'])}**")
+    fitted = [S for S in plots.SETS if S in sh["summary"]]
+    md(table(["set", "frame pairs fitted", "median expansion rate per step", "expansion / baseline",
+              "shear / baseline", "rotation / baseline"],
+             [[plots.LABELS[S], fmt(sh["summary"][S]["shear"]["n"]), fmt(sh["summary"][S]["expansion"]["median"]),
+               *(fmt(sh["summary"][S][p]["median_ratio"], 2) for p in ("expansion", "shear", "rotation"))]
+              for S in fitted])
+       + f"\n\nMedians over {fmt(len(sh['steps']))} frame pairs ending at steps {fmt(sh['steps'][0])} to "
+       f"{fmt(sh['steps'][-1])}. A part exceeds a random walk when its median ratio to the baseline is at least "
+       f"{fmt(sh['ratio_level'])}; a random walk gives about 1 for shear and rotation, and for the signed expansion "
+       "about 0.67, the median size of a standard normal value.")
+
+# %%
+show(plots.expansion_shear_rotation(sh), "fig-shear")
+
+# %%
+md("\n\n".join(f"**{name.replace('_', ' ')}.** " + api.definition(e["doc"])
+               for name, e in sh.get("definitions", {}).items()))

@@ -29,7 +29,7 @@ md(f"The phantom tokens start cooling at **{step(life.get('cooling_start'))}**. 
 # ## Cooling curves
 
 # %%
-show(plots.cooling(s, summ), "fig-cooling")
+show(plots.speed_curves(s, summ), "fig-cooling")
 
 # %% [markdown]
 # ## Cumulative displacement

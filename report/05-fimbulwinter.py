@@ -35,7 +35,7 @@ md(table(["set", "verdict", "frozen ≥ 50% from", "frozen ≥ 99% from", "lowes
 # ## Regimes over time
 
 # %%
-show(plots.regimes(s, summ), "fig-regimes")
+show(plots.regime_shares(s, summ), "fig-regimes")
 
 # %% [markdown]
 # ## Cells and ULPs

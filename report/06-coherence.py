@@ -30,4 +30,4 @@ md(table(["set", "mean coherence (1 step)", f"mean coherence ({k} steps)", "alig
 md("\n".join(f"- **{plots.LABELS[S]}**: {api.math(co[S].get('interpretation', 'n/a'))}" for S in sets))
 
 # %%
-show(plots.coherence(s, summ), "fig-coherence")
+show(plots.coherence_curves(s, summ), "fig-coherence")

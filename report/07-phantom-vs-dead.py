@@ -35,7 +35,7 @@ else:
 show(plots.pair_metrics(s, summ), "fig-pair-metrics")
 
 # %%
-show(plots.regimes(s, summ, sets=plots.PAIR), "fig-pair-regimes")
+show(plots.regime_shares(s, summ, sets=plots.PAIR), "fig-pair-regimes")
 
 # %% [markdown]
 # ## Speed distributions at fixed steps

@@ -104,3 +104,12 @@ for name, entry in defs.items():
     series = ", ".join(f"`{m}`" for m in entry["series"])
     md(f"### {name.replace('_', ' ')}\n\n" + (f"*Series:* {series}\n\n" if series else "")
        + api.definition(entry["doc"]))
+
+# %% [markdown]
+# The frequency spectrum, the motion field and the forces' predictions are computed by these
+# functions (each chapter shows them beside its numbers too):
+
+# %%
+for part, title in (("spectrum", "frequency spectrum"), ("shear", "motion field"), ("why", "why they move")):
+    for name, entry in summ.get(part, {}).get("definitions", {}).items():
+        md(f"### {name.replace('_', ' ')} ({title})\n\n" + api.definition(entry["doc"]))

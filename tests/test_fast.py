@@ -56,6 +56,7 @@ def test_lattice_numbers_are_exactly_the_reference_on_any_bits():
     assert np.array_equal(lattice.classify(r.L1, r.Linf, np.sqrt(r.L2sq), d), lattice.classify(L1, Linf, L2, d))
     assert np.array_equal(r.ulp_max, lattice.ulp_displacement(prev, now)[0], equal_nan=True)
     assert np.array_equal(r.zero_cross, lattice.zero_crossings(prev, now))
+    assert np.array_equal(r.kept, lattice.kept_cells(prev, now))
     assert set(np.unique(lattice.classify(L1, Linf, L2, d))) == set(range(5))  # every regime occurs
 
 
@@ -97,7 +98,7 @@ def test_sets_in_a_row_order_equal_each_set_swept_alone():
         a, b = bounds[j], bounds[j + 1]
         ids = perm[a:b]
         alone = fast.sums(now[ids], prev[ids], first[ids], back[ids])
-        for name in ("speed", "cum", "L1", "Linf", "L2sq", "ulp_max", "zero_cross", "Xc", "r2"):
+        for name in ("speed", "cum", "L1", "Linf", "L2sq", "ulp_max", "zero_cross", "kept", "Xc", "r2"):
             assert np.array_equal(getattr(r, name)[a:b], getattr(alone, name)), name
         for name in ("total", "d_total", "unit", "unit_k", "moving"):
             assert np.array_equal(getattr(r, name)[j], getattr(alone, name)[0]), name

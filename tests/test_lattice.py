@@ -296,3 +296,12 @@ def test_verdict_rejects_mismatched_series():
         L.fimbulwinter_verdict([1, 2, 3], [1.0, 1.0], [1.0, 1.0, 1.0], "fp32")
     with pytest.raises(DucklingError):
         L.fimbulwinter_verdict([], [], [], "fp32")
+
+
+def test_kept_cells_count_the_coordinates_that_stayed():
+    """+0 and -0 are one cell; a move of one cell and a sign flip each leave the cell."""
+    bits = lambda xs: (np.asarray(xs, np.float32).view(np.uint32) >> 16).astype(np.uint16).reshape(1, -1)
+    prev = bits([0.0, 1.0, 1.0, 2.0, -1.0, 3.0])
+    now = bits([-0.0, 1.0, 1.0078125, 2.0, 1.0, 3.0])  # 1.0078125 is the next bf16 cell above 1
+    assert L.kept_cells(prev, now).tolist() == [4]
+    assert L.kept_cells(now, now).tolist() == [6]

@@ -23,8 +23,9 @@ from duckling.errors import DucklingError
 REPO = Path(__file__).resolve().parents[1]
 GPT2 = REPO.parent / "shared" / "data" / "gpt2"
 # image outputs each chapter makes, whatever the data (an empty token set gets a labelled empty panel)
-FIGURES = {"index": 0, "01-run-card": 0, "02-learning": 2, "03-cloud": 5, "04-cooling": 2, "05-fimbulwinter": 3,
-           "06-coherence": 1, "07-phantom-vs-dead": 3, "08-methods": 0}
+FIGURES = {"index": 0, "01-run-card": 0, "02-learning": 2, "03-cloud": 6, "04-cooling": 2, "05-fimbulwinter": 3,
+           "06-coherence": 1, "07-phantom-vs-dead": 3, "10-spectrum": 1,
+           "11-why-they-move": 3, "08-methods": 0}
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ def test_fmt_and_table():
 def test_chapters_are_quarto_scripts_listed_in_the_book():
     src = render.source_dir()
     names = render.chapters(src)
-    assert names[0] == "index.py" and len(names) == 9
+    assert names[0] == "index.py" and len(names) == 11
     assert render.chapters(src, compare=True) == names + [render.COMPARE_CHAPTER]
     for name in names + [render.COMPARE_CHAPTER]:
         text = (src / name).read_text()
@@ -171,10 +172,10 @@ def figures(s, summ):
     recs = [("a", s, summ), ("b", s, summ)]
     return [plots.loss_curves(metrics, evals, summ["learning"]), plots.optimizer(metrics),
             plots.driving_force(metrics), plots.centroid_paths(s, summ), plots.drift_velocity(s, summ),
-            plots.radius(s), plots.shape(s, summ), plots.cooling(s, summ), plots.cumulative(s),
-            plots.regimes(s, summ), plots.lattice_views(s, summ, "phantom"),
-            plots.lattice_views(s, summ, "natural_dead"), plots.coherence(s, summ), plots.pair_metrics(s, summ),
-            plots.regimes(s, summ, sets=plots.PAIR), plots.speed_distributions(s, summ),
+            plots.radius_curves(s), plots.shape_curves(s, summ), plots.speed_curves(s, summ), plots.cumulative(s),
+            plots.regime_shares(s, summ), plots.lattice_views(s, summ, "phantom"),
+            plots.lattice_views(s, summ, "natural_dead"), plots.coherence_curves(s, summ), plots.pair_metrics(s, summ),
+            plots.regime_shares(s, summ, sets=plots.PAIR), plots.speed_distributions(s, summ),
             plots.overlay_regimes(recs), plots.overlay_cooling(recs), plots.overlay_drift(recs)]
 
 
@@ -490,6 +491,7 @@ def test_quarto_pdf(book):
     assert 20 <= len(pages) <= 45, len(pages)
     assert sum(len(p.images) for p in reader.pages) == sum(FIGURES.values()), "a figure is missing"
     assert all(t.strip() for t in pages[2:]), "a blank page inside the book"  # page 2: the cover's back
+    assert not [i for i, t in enumerate(pages[1:], 2) if re.fullmatch(r"\s*\d*\s*", t)], "a blank page"
     check_book_text("\n".join(pages), run, "PDF")
     assert "$" not in "".join(pages), "TeX left unset"
     summary = json.loads((run.record_dir / "record.json").read_text())
@@ -529,3 +531,115 @@ def test_quarto_html(book):
         text.append(page_text(page))
     check_book_text("\n".join(text), run, "HTML")
     assert not list(out.parent.glob(".*")), "temporary folders left behind"
+
+
+# ---- Quarto while the chapters execute; the fallback offline ------------------------------------
+def _stand_ins(tmp_path, stems):
+    """A document of stand-ins as quarto.Book writes them (title, then a pending div), with the filter."""
+    (tmp_path / quarto_book.FILTER).write_text(quarto_book.LUA)
+    doc = ""
+    for stem in stems:
+        md, lock = tmp_path / f"{stem}.md", tmp_path / f"{stem}.lock"
+        doc += f'# Chapter {stem}\n\n::: {{.{quarto_book.PENDING} file="{md}" lock="{lock}"}}\n:::\n\n'
+    (tmp_path / "book.md").write_text(doc)
+    return ["pandoc", "-f", "markdown", "-t", "json", "-L", str(tmp_path / quarto_book.FILTER),
+            str(tmp_path / "book.md")]
+
+
+def _headers(ast):
+    return [(b["c"][0], b["c"][1][0]) for b in ast["blocks"] if b["t"] == "Header"]
+
+
+def test_a_pending_chapter_waits_for_its_markdown_and_keeps_heading_ids_unique(quarto, tmp_path):
+    import fcntl
+
+    args = _stand_ins(tmp_path, ["a", "b"])
+    (tmp_path / "a.md").write_text("## Radius\n\nfirst text\n")
+    with open(tmp_path / "b.lock", "w") as lock:  # the render holds b's lock while b executes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.Popen([quarto, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert proc.poll() is None, "the filter did not wait for chapter b: " + proc.communicate()[1]
+        (tmp_path / "b.md").write_text("## Radius\n\nsecond $x$ text\n")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    ast = json.loads(out)
+    assert _headers(ast) == [(1, "chapter-a"), (2, "radius"), (1, "chapter-b"), (2, "radius-1")]
+    assert "first" in out and "second" in out and '"Math"' in out and quarto_book.PENDING not in out
+
+
+def test_a_pending_chapter_fails_at_once_when_the_render_is_gone(quarto, tmp_path):
+    args = _stand_ins(tmp_path, ["a"])
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); time.sleep(60)",
+                               str(tmp_path / "a.lock")], stdout=subprocess.PIPE)  # a render, killed
+    try:
+        holder.stdout.readline()  # it holds the lock
+        proc = subprocess.Popen([quarto, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert proc.poll() is None, "the filter did not wait"
+    finally:
+        holder.kill()
+        holder.wait()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "the render stopped before" in err
+
+
+def test_a_chapter_opens_with_its_title(tmp_path):
+    (tmp_path / "a.py").write_text("# %% [markdown]\n# ---\n# jupyter: python3\n# ---\n#\n# # Cooling {#sec-c}\n#\n"
+                                   "# text\n\n# %%\nx = 1\n")
+    (tmp_path / "b.py").write_text("# %% [markdown]\n# ---\n# jupyter: python3\n# ---\n#\n# Some prose.\n\n"
+                                   "# %% [markdown]\n# # Late title\n")
+    assert quarto_book.title(tmp_path, "a.py") == "# Cooling {#sec-c}"
+    with pytest.raises(DucklingError, match=r"b\.py: its first markdown cell holds no `# Title` line"):
+        quarto_book.title(tmp_path, "b.py")
+
+
+@pytest.mark.slow
+def test_quarto_renders_pages_while_later_chapters_execute(quarto, tmp_path):
+    """The first page is rendered while the second chapter is still executing; the book then
+    completes with the second chapter in place, as HTML and PDF."""
+    src = tmp_path / "book"
+    src.mkdir()
+    (src / "_quarto.yml").write_text("project:\n  type: book\nbook:\n  title: T\n  author: A\n"
+                                     "  chapters:\n    - index.py\n    - b.py\n")
+    for name, text in (("index.py", "# Start {.unnumbered}\n#\n# first chapter"), ("b.py", "# Bee\n#\n# beeswax")):
+        (src / name).write_text(f"# %% [markdown]\n# ---\n# jupyter: python3\n# ---\n#\n# {text}\n")
+    nbs = [(n, jupytext.read(src / n, fmt="py:percent")) for n in ("index.py", "b.py")]
+    work, build = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    with quarto_book.Book(quarto, src, ["index.py", "b.py"], work, log=tmp_path / "quarto.log") as book:
+        book.ready(*nbs[0])
+        deadline = time.monotonic() + 300
+        while "[2/2]" not in (work / "quarto-html.log").read_text():  # page 1 done, page 2 begun
+            assert time.monotonic() < deadline, "Quarto did not render the first page before the second chapter"
+            assert all(p.poll() is None for p in book.procs.values()), (work / "quarto-html.log").read_text()
+            time.sleep(0.1)
+        assert all(p.poll() is None for p in book.procs.values()), "Quarto did not wait for chapter b"
+        book.ready(*nbs[1])
+        book.finish(nbs, build, progress=False)
+    assert "beeswax" in page_text(build / "b.html") and "first chapter" in page_text(build / "index.html")
+    assert [p.name for p in build.glob("*.pdf")] == ["T.pdf"]
+
+
+def test_fallback_math_is_drawn_into_the_page():
+    text = r"in $\mathbb{R}^d$, `$HOME`, $5 and $6, \$ sign; $$\mathrm{sd} = \sqrt{2 / d}$$ and $a \le b$"
+    out = fallback._math(text)
+    assert "`$HOME`" in out and "$5 and $6" in out and r"\$ sign" in out  # not math
+    spans = re.findall(r'<span class="duckling-math" role="img" aria-label="([^"]*)"><svg .*?</svg></span>', out)
+    assert spans == [r"\mathbb{R}^d", r"\mathrm{sd} = \sqrt{2 / d}", r"a \le b"]  # \le set as \leq
+    assert out.count('<div class="duckling-math-display">') == 1 and "<metadata>" not in out and "<style" not in out
+    assert fallback.formula(r'x = (\text{how}="\sum")', False).startswith("<code>")  # mathtext can't: source
+    a, b = fallback.formula("x^2", False), fallback.formula("y^2", False)
+    assert not set(re.findall(r'id="([^"]+)"', a)) & set(re.findall(r'id="([^"]+)"', b)), "ids shared across formulas"
+
+
+@pytest.mark.slow
+def test_fallback_pages_need_no_network(smoke):
+    for page in sorted(smoke.report_dir.glob("*.html")):
+        raw = page.read_text()
+        assert not re.search(r"<script[^>]*\ssrc=\"https?:", raw), f"{page.name} loads a script from the network"
+        assert "mathjax" not in raw.lower(), page.name
+    methods = (smoke.report_dir / "08-methods.html").read_text()
+    assert 'class="duckling-math"' in methods and "<svg" in methods
+    assert "\\mathbb" not in page_text(smoke.report_dir / "08-methods.html")  # TeX left as text

@@ -49,7 +49,7 @@ def _add_scaled(D, inv, m, acc):
 
 
 @numba.njit(**_JIT)
-def _sweep(B, Bp, B0, Bk, rows, speed, cum, l1, linf, l2sq, umax, zc, total, dtotal, unit, unit_k):
+def _sweep(B, Bp, B0, Bk, rows, speed, cum, l1, linf, l2sq, umax, zc, kept, total, dtotal, unit, unit_k):
     # Rows rows[r] of the frames; outputs at r. One loop over each row's coordinates computes
     # everything; a missing frame is passed as B itself (zero displacement) and the caller discards
     # what came from it, so the loop has no branches.
@@ -76,6 +76,7 @@ def _sweep(B, Bp, B0, Bk, rows, speed, cum, l1, linf, l2sq, umax, zc, total, dto
         amax = np.int32(0)
         a2 = np.float32(0.0)  # exact below 2**24, as lattice_displacement's float32 sum; beyond, teleporting
         z = np.int32(0)
+        kc = np.int32(0)
         for j in range(d):
             ub = np.uint32(b[j])
             vb = np.uint32(bp[j])
@@ -107,6 +108,7 @@ def _sweep(B, Bp, B0, Bk, rows, speed, cum, l1, linf, l2sq, umax, zc, total, dto
             amax = max(amax, a)
             a2 += np.float32(a) * np.float32(a)
             z += np.int32((mu != 0) & (mv != 0) & (not same))
+            kc += np.int32(a == 0)
         cum[r] = math.sqrt(c2)
         sp = math.sqrt(s2)
         speed[r] = sp
@@ -115,6 +117,7 @@ def _sweep(B, Bp, B0, Bk, rows, speed, cum, l1, linf, l2sq, umax, zc, total, dto
         linf[r] = amax
         l2sq[r] = a2
         zc[r] = z
+        kept[r] = kc
         ix[m] = 0.0
         if sp > 0:  # s2 is 0 only when no coordinate moved: float32 squares cannot underflow float64
             n_moving += 1
@@ -149,7 +152,7 @@ def _centre(B, rows, c, Xc, r2):
 
 
 @numba.njit(**_JIT)
-def _frame(B, Bp, B0, Bk, perm, bounds, speed, cum, l1, linf, l2sq, umax, zc, Xc, r2, total, dtotal, unit,
+def _frame(B, Bp, B0, Bk, perm, bounds, speed, cum, l1, linf, l2sq, umax, zc, kept, Xc, r2, total, dtotal, unit,
            unit_k, moving):
     for s in range(bounds.size - 1):
         a, b = bounds[s], bounds[s + 1]
@@ -162,7 +165,7 @@ def _frame(B, Bp, B0, Bk, perm, bounds, speed, cum, l1, linf, l2sq, umax, zc, Xc
             continue
         rows = perm[a:b]
         moving[s, 0], moving[s, 1] = _sweep(B, Bp, B0, Bk, rows, speed[a:b], cum[a:b], l1[a:b], linf[a:b],
-                                            l2sq[a:b], umax[a:b], zc[a:b], total[s], dtotal[s], unit[s],
+                                            l2sq[a:b], umax[a:b], zc[a:b], kept[a:b], total[s], dtotal[s], unit[s],
                                             unit_k[s])
         _centre(B, rows, total[s] / (b - a), Xc[a:b], r2[a:b])
 
@@ -174,7 +177,7 @@ class Sums:
     speed = |dW_i| (cooling.speed), L1, Linf, L2 of the ordinal differences
     (lattice.lattice_displacement; L2 as its square, summed in float32 like the reference: exact
     below 2**24, far past any regime boundary), ulp_max = max_j r_ij (lattice.ulp_displacement),
-    zero_cross (lattice.zero_crossings); against frame 0: cum = |w_i(t) - w_i(0)|; Xc = w_i minus
+    zero_cross (lattice.zero_crossings), kept (lattice.kept_cells); against frame 0: cum = |w_i(t) - w_i(0)|; Xc = w_i minus
     its set's centroid rounded to float32 (as cloud.radius centres) and r2 = |Xc_i|^2 summed in
     float64. Per set j: total[j] = sum_i w_i, d_total[j] = sum_i dW_i, unit[j] = sum_i u_i over the
     moving[j, 0] tokens with dW_i != 0 (coherence), unit_k[j] and moving[j, 1] the same over the
@@ -186,6 +189,7 @@ class Sums:
     L2sq: np.ndarray
     ulp_max: np.ndarray
     zero_cross: np.ndarray
+    kept: np.ndarray
     Xc: np.ndarray
     r2: np.ndarray
     total: np.ndarray
@@ -198,7 +202,7 @@ class Sums:
     def empty(cls, n: int, d: int, n_sets: int) -> Sums:
         f8, i8 = lambda: np.empty(n), lambda: np.empty(n, np.int64)
         sums = lambda: np.zeros((n_sets, d))
-        return cls(speed=f8(), cum=f8(), L1=i8(), Linf=i8(), L2sq=f8(), ulp_max=f8(), zero_cross=i8(),
+        return cls(speed=f8(), cum=f8(), L1=i8(), Linf=i8(), L2sq=f8(), ulp_max=f8(), zero_cross=i8(), kept=i8(),
                    Xc=np.empty((n, d), np.float32), r2=f8(), total=sums(), d_total=sums(), unit=sums(),
                    unit_k=sums(), moving=np.zeros((n_sets, 2), np.int64))
 
@@ -234,7 +238,7 @@ def sums(now, prev=None, first=None, back=None, perm=None, bounds=None, out: Sum
     if out is None or out.Xc.shape != (n, d) or out.total.shape != (S, d):
         out = Sums.empty(n, d, S)
     o = out
-    _frame(B, Bp, B0, Bk, perm, bounds, o.speed, o.cum, o.L1, o.Linf, o.L2sq, o.ulp_max, o.zero_cross, o.Xc,
+    _frame(B, Bp, B0, Bk, perm, bounds, o.speed, o.cum, o.L1, o.Linf, o.L2sq, o.ulp_max, o.zero_cross, o.kept, o.Xc,
            o.r2, o.total, o.d_total, o.unit, o.unit_k, o.moving)
     if prev is None:  # the sweep compared the frame with itself: nothing moved, nothing to report
         o.speed[:], o.L2sq[:], o.ulp_max[:] = np.nan, np.nan, np.nan

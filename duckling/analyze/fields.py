@@ -126,6 +126,9 @@ FIELDS = (
     Field(("zero_cross_frac",), lattice.zero_crossings, "prev",
           lambda v: (v.f.zero_cross[v.a:v.b].sum() / (v.n * v.d),),
           lambda v: (lattice.zero_crossings(v.Bp, v.B).sum() / v.B.size,)),
+    Field(("kept_cells",), lattice.kept_cells, "prev",
+          lambda v: (v.f.kept[v.a:v.b].sum() / (v.n * v.d),),
+          lambda v: (lattice.kept_cells(v.Bp, v.B).sum() / v.B.size,)),
     Field(("coherence", "n_zero"), coherence.coherence, "prev", _fast_coherence, _coherence),
     Field(("alignment",), coherence.centroid_alignment, "prev", lambda v: (v.last["centroid_cos"],),
           lambda v: (coherence.centroid_alignment(v.X - v.Xp),)),
@@ -161,14 +164,16 @@ def shapes(d: int) -> dict[str, tuple]:
 
 def key(set_name: str, name: str) -> str:
     """The Record's key of a set's series; refuses a name no field fills (a typo in a chapter or plot)."""
-    if name not in SERIES:
-        raise KeyError(f"no field fills {name!r}; the Record's series are {', '.join(SERIES)}")
+    if name not in SERIES + DERIVED:
+        raise KeyError(f"no field fills {name!r}; the Record's series are {', '.join(SERIES + DERIVED)}")
     return f"{set_name}/{name}"
 
 
 INTERNAL = ("axis",)  # kept through the pass for axis_turn, not a series of the Record
 SERIES = tuple(m for f in FIELDS for m in f.names if m not in INTERNAL)  # each set's, in table order
 SCALARS = tuple(m for m in SERIES if m not in ("centroid", "regimes"))
+DERIVED = ("path2d", "speeds_at_tests")  # from the series after the pass (stage.compute): not fields
+SETS = ("phantom", "natural_dead", "live")  # the token sets every series is computed for
 
 
 def definitions() -> dict[str, Callable]:

@@ -36,14 +36,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from duckling import config, movie
-from duckling.analyze import fast, fields, parallel
+from duckling.analyze import fast, fields, parallel, why
+from duckling.analyze import shear, spectrum
 from duckling.config import Config
 from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, fingerprint, read_csv, read_json, up_to_date, write_json
 from duckling.metrics import cloud, coherence, compare, cooling, detector, lattice
 
-SETS = ("phantom", "natural_dead", "live")
+SETS = fields.SETS
 PLATEAU = 6.75  # the loss the previous model (Goldilocks) never got below
 COMPARED = ("phantom", "natural_dead")  # the sets whose speed distributions are tested
 MAX_WORKERS = 8  # each worker costs a ring slot or two and a centred copy of the frame
@@ -425,7 +426,10 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
                                       "compare")},
         "learning": _learning(cfg, cmeta, tj), "lifecycle": summ["lifecycle"], "pass": summ["pass"],
         "detector": detector_over_time(mv, sets["phantom"], counts, cfg.separator_id, cfg.test_steps * 2),
+        "spectrum": spectrum.over_run(mv, counts, cfg.separator_id, tokenizer.load_dead_mask(cfg)),
+        "shear": shear.over_time(mv, sets),
         "definitions": definitions(),
+        "why": why.assemble(cfg, series, precision),
     }
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as f:
         np.savez(f, **series)

@@ -10,6 +10,19 @@ from duckling.book.notebook import FRONT, cells_text, figures, pages_only
 
 _ATTRS = re.compile(r"^(#+\s.*?)\s*\{[^}]*\}\s*$", re.MULTILINE)
 _REF = re.compile(r"@(fig-[a-z0-9-]+)")
+# code spans (left alone), then $$display$$ and $inline$ math as pandoc reads them: no space inside
+# the dollars, and a closing $ not followed by a digit
+_MATH = re.compile(r"(`+).*?\1|(?<![\\$])\$\$(.+?)\$\$|(?<![\\$])\$(?=[^\s$])([^$\n]*?[^\s\\$])\$(?!\d)",
+                   re.DOTALL)
+_ALIAS = {r"\le": r"\leq", r"\ge": r"\geq", r"\ne": r"\neq"}  # TeX's short names mathtext lacks
+_ALIASES = re.compile(r"\\(le|ge|ne)(?![A-Za-z])")
+# the lab template's scripts from a CDN (MathJax, require.js, Mermaid): the pages need none of them,
+# and the math is drawn into them instead, so they read the same offline
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
 
 
 def _prepare(nb, number: int | None) -> tuple[str, list[str]]:
@@ -65,6 +78,51 @@ def _linked(nb, refs: dict) -> None:
                     o.data["text/markdown"] = sub(o.data["text/markdown"])
 
 
+def formula(tex: str, display: bool) -> str:
+    """TeX math as inline SVG drawn by matplotlib's mathtext (the page needs no script and no network),
+    its source as the label; what mathtext cannot set stays TeX source, as code."""
+    import hashlib
+    import io
+
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.mathtext import MathTextParser
+
+    text, prop = "$" + _ALIASES.sub(lambda m: _ALIAS[m.group(0)], " ".join(tex.split())) + "$", FontProperties(size=11)
+    try:
+        width, height, depth, _, _ = MathTextParser("path").parse(text, dpi=72, prop=prop)
+    except ValueError:  # pyparsing's errors are ValueErrors
+        return f"<code>{html.escape(tex)}</code>"
+    fig, buf = Figure(figsize=(width / 72, height / 72)), io.BytesIO()
+    fig.text(0, depth / height, text, fontproperties=prop)
+    fig.savefig(buf, format="svg", transparent=True, metadata={"Date": None})
+    # one line of markup for the page: without the XML prolog, metadata, comments and the style sheet
+    # (it would apply to the whole page), its ids made the formula's own
+    svg = re.sub(r"\A.*?(?=<svg)|<metadata>.*?</metadata>|<!--.*?-->|<style.*?</style>", "",
+                 buf.getvalue().decode(), flags=re.DOTALL)
+    key = hashlib.sha256(tex.encode()).hexdigest()[:8]
+    svg = re.sub(r'(id="|href="#)', rf"\g<1>m{key}-", " ".join(svg.split()))
+    svg = svg.replace("<svg ", f'<svg style="vertical-align:-{depth:.1f}pt" ', 1)
+    span = f'<span class="duckling-math" role="img" aria-label="{html.escape(tex)}">{svg}</span>'
+    return f'<div class="duckling-math-display">{span}</div>' if display else span
+
+
+def _math(text: str) -> str:
+    return _MATH.sub(lambda m: m.group(0) if m.group(1) else formula(m.group(2) or m.group(3), bool(m.group(2))),
+                     text)
+
+
+def _drawn(nb) -> None:
+    """The math in markdown (cells and outputs) drawn in place."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _math(cell.source)
+        elif cell.cell_type == "code":
+            for o in cell.outputs:
+                if "text/markdown" in o.get("data", {}):
+                    o.data["text/markdown"] = _math(o.data["text/markdown"])
+
+
 _CSS = """<style>
 .duckling-nav{font:14px/1.4 system-ui,sans-serif;padding:.6em 1.2em;border-bottom:1px solid #ddd;
 display:flex;gap:1.5em;background:#fafafa}
@@ -73,6 +131,7 @@ display:flex;gap:1.5em;background:#fafafa}
 border-radius:6px;background:#fcfcfc}
 .duckling-toc ul{margin:.3em 0;list-style:none;padding-left:.5em}.duckling-toc li span{color:#666;font-size:90%}
 .jp-RenderedImage img{max-width:100%;height:auto}
+.duckling-math-display{text-align:center;margin:.8em 0;overflow-x:auto}
 </style>"""
 
 
@@ -102,10 +161,12 @@ def _inject(page: str, head: str, top: str) -> str:
 
 def render(nbs: list, build: Path, run: str) -> None:
     """The executed notebooks as standalone HTML pages joined by navigation and an index."""
+    import jinja2
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
+                            exclude_output_prompt=True, template_file="duckling.html.j2",
+                            extra_loaders=[jinja2.DictLoader({"duckling.html.j2": _TEMPLATE})])
     build.mkdir(parents=True)
     pages, sections, prepared, refs = [], [], [], {}
     number = 0
@@ -122,6 +183,7 @@ def render(nbs: list, build: Path, run: str) -> None:
         prepared.append(nb)
     for i, ((href, label), nb) in enumerate(zip(pages, prepared)):
         _linked(nb, refs)
+        _drawn(nb)
         body, _ = exporter.from_notebook_node(nb, resources={
             "metadata": {"name": f"{label} · The Duckling Record ({run})"}})
         top = _nav(pages, i) + (_toc(pages, sections, run) if href == "index.html" else "")

@@ -18,9 +18,12 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from duckling.analyze import fields
+from duckling.analyze.fields import SETS
+from duckling.book.api import fmt
 from duckling.metrics.coherence import Z_LEVEL
+from duckling.metrics.lattice import REGIMES
 
-SETS = ("phantom", "natural_dead", "live")
 COLORS = {"phantom": "#7b2cbf", "natural_dead": "#e36414", "live": "#5c677d"}
 LABELS = {"phantom": "phantom", "natural_dead": "natural dead", "live": "live"}
 # natural dead is dashed so that it stays visible where it lies exactly on the phantom curve
@@ -28,7 +31,6 @@ STYLES = {"phantom": "-", "natural_dead": (0, (5, 2)), "live": "-"}
 EMPTY = {"phantom": "no phantom rows in this run", "natural_dead": "no natural dead tokens in this corpus",
          "live": "no live tokens"}
 
-REGIMES = ("frozen", "face_adjacent", "neighbour", "multi_cell", "teleporting")
 # cold to hot: frozen is the darkest blue, teleporting the hottest red
 REGIME_COLORS = {"frozen": "#08306b", "face_adjacent": "#2f7fc1", "neighbour": "#9ecae1",
                  "multi_cell": "#fdae6b", "teleporting": "#d7301f"}
@@ -55,18 +57,10 @@ def _figure(nrows: int = 1, ncols: int = 1, width: float = 8.0, height: float = 
     return fig, axes
 
 
-def _fmt(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, (int, np.integer)):
-        return f"{int(x):,}"
-    return f"{x:.{digits}g}"
-
-
 def present(series: dict, S: str) -> bool:
     """Whether token set S has any data in the Record (an empty set's series are all NaN)."""
-    key = f"{S}/drift"
-    return key in series and bool(np.isfinite(series[key]).any())
+    k = fields.key(S, "drift")
+    return k in series and bool(np.isfinite(series[k]).any())
 
 
 def _empty(ax, S: str) -> None:
@@ -142,7 +136,7 @@ def loss_curves(metrics: dict, evals: dict, learning: dict) -> Plot:
     cap = (f"Left: train loss at every step and validation loss on held-out stories; dashed: the old model's "
            f"plateau ({learning['plateau']:g} nats), dotted: the corpus unigram entropy "
            f"({learning['unigram_entropy']:.3f} nats), the loss of a model that ignores context. Right: "
-           f"validation bits per byte (final {_fmt(learning.get('final_val_bpb'))}), comparable across tokenizers.")
+           f"validation bits per byte (final {fmt(learning.get('final_val_bpb'))}), comparable across tokenizers.")
     return Plot(fig, cap)
 
 
@@ -169,7 +163,7 @@ def driving_force(metrics: dict) -> Plot:
     last = metrics["phantom_mass"][-1] if len(metrics["phantom_mass"]) else math.nan
     cap = (f"Per step, the softmax probability the model puts on the phantom ids, averaged over positions "
            f"(logged by training). Gradients push phantom rows away from the hidden states in proportion to "
-           f"it. Last step: {_fmt(float(last))}.")
+           f"it. Last step: {fmt(float(last))}.")
     return Plot(fig, cap)
 
 
@@ -184,7 +178,7 @@ def centroid_paths(series: dict, summary: dict, sets=SETS) -> Plot:
         if not present(series, S):
             _empty(a, S)
             continue
-        xy = series[f"{S}/path2d"]
+        xy = series[fields.key(S, "path2d")]
         seg = np.stack([xy[:-1], xy[1:]], axis=1)
         lc = LineCollection(seg, cmap="viridis", norm=norm, lw=2)
         lc.set_array(steps[1:])
@@ -216,9 +210,9 @@ def drift_velocity(series: dict, summary: dict, sets=SETS) -> Plot:
     for S in sets:
         if not present(series, S):
             continue
-        a.plot(steps, series[f"{S}/drift"], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
+        a.plot(steps, series[fields.key(S, "drift")], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
         tr = trends.get(S, {})
-        b.plot(steps[late], _pos(series[f"{S}/velocity"][late]), color=COLORS[S], ls=STYLES[S], lw=1.1,
+        b.plot(steps[late], _pos(series[fields.key(S, "velocity")][late]), color=COLORS[S], ls=STYLES[S], lw=1.1,
                label=f"{LABELS[S]}: {tr.get('trend', 'n/a')}")
         if all(np.isfinite(tr.get(k, math.nan) or math.nan) for k in ("slope", "intercept")) \
                 and tr.get("start_step") is not None:
@@ -236,7 +230,7 @@ def drift_velocity(series: dict, summary: dict, sets=SETS) -> Plot:
     return Plot(fig, cap)
 
 
-def radius(series: dict, sets=SETS) -> Plot:
+def radius_curves(series: dict, sets=SETS) -> Plot:
     """RMS and median distance of the tokens to their centroid."""
     fig, ax = _figure(1, 2, width=9.0, height=3.4, sharey=True)
     a, b = ax[0]
@@ -244,8 +238,8 @@ def radius(series: dict, sets=SETS) -> Plot:
     for S in sets:
         if not present(series, S):
             continue
-        a.plot(steps, series[f"{S}/rms_radius"], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
-        b.plot(steps, series[f"{S}/median_radius"], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
+        a.plot(steps, series[fields.key(S, "rms_radius")], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
+        b.plot(steps, series[fields.key(S, "median_radius")], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
     a.set(title="RMS radius", xlabel="step", ylabel=f"distance to the centroid ({UNITS})")
     b.set(title="Median radius", xlabel="step")
     _legend(a)
@@ -253,7 +247,7 @@ def radius(series: dict, sets=SETS) -> Plot:
                      "centroid: whether the cloud expands, contracts or holds its size.")
 
 
-def shape(series: dict, summary: dict, sets=SETS) -> Plot:
+def shape_curves(series: dict, summary: dict, sets=SETS) -> Plot:
     """Anisotropy, effective dimension and principal-axis turning of each cloud."""
     d = summary.get("config", {}).get("d_model")
     fig, ax = _figure(1, 3, width=10.5, height=3.3)
@@ -263,9 +257,9 @@ def shape(series: dict, summary: dict, sets=SETS) -> Plot:
     for S in sets:
         if not present(series, S):
             continue
-        a.plot(steps, series[f"{S}/anisotropy"], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
-        b.plot(steps, series[f"{S}/effective_dim"], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
-        c.plot(steps[late], series[f"{S}/axis_turn"][late], color=COLORS[S], ls=STYLES[S], lw=0.9, label=LABELS[S])
+        a.plot(steps, series[fields.key(S, "anisotropy")], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
+        b.plot(steps, series[fields.key(S, "effective_dim")], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
+        c.plot(steps[late], series[fields.key(S, "axis_turn")][late], color=COLORS[S], ls=STYLES[S], lw=0.9, label=LABELS[S])
     a.set(title="Anisotropy", xlabel="step", ylabel="largest / mean gyration eigenvalue")
     b.set(title="Effective dimension", xlabel="step", ylabel="(Σλ)² / Σλ²" + (f"  (d = {d})" if d else ""))
     c.set(title="Principal-axis turn", xlabel="step", ylabel="angle per frame (degrees)", xscale="log",
@@ -277,7 +271,7 @@ def shape(series: dict, summary: dict, sets=SETS) -> Plot:
 
 
 # ---- chapter 4: cooling ----------------------------------------------------------------------
-def cooling(series: dict, summary: dict, sets=SETS) -> Plot:
+def speed_curves(series: dict, summary: dict, sets=SETS) -> Plot:
     """Per-token speed quantiles against step on log-log axes, with the fitted late-phase power law."""
     fig, ax = _figure(1, len(sets), width=3.4 * len(sets), height=3.6, sharey=True)
     steps = series["steps"]
@@ -289,15 +283,15 @@ def cooling(series: dict, summary: dict, sets=SETS) -> Plot:
         if not present(series, S):
             _empty(a, S)
             continue
-        q10, q50, q90 = (_pos(series[f"{S}/speed_q{q}"][late]) for q in (10, 50, 90))
+        q10, q50, q90 = (_pos(series[fields.key(S, f"speed_q{q}")][late]) for q in (10, 50, 90))
         a.fill_between(x, q10, q90, color=COLORS[S], alpha=0.2, lw=0, label="10–90% of tokens")
         a.plot(x, q50, color=COLORS[S], lw=1.4, label="median")
-        a.plot(x, _pos(series[f"{S}/speed_mean"][late]), color=COLORS[S], lw=0.8, ls=":", label="mean")
+        a.plot(x, _pos(series[fields.key(S, "speed_mean")][late]), color=COLORS[S], lw=0.8, ls=":", label="mean")
         fit = fits.get(S, {})
         if fit.get("start_step") and all(math.isfinite(fit.get(k) or math.nan) for k in ("slope", "intercept")):
             xs = x[x >= fit["start_step"]].astype(float)
             a.plot(xs, 10 ** fit["intercept"] * xs ** fit["slope"], color=FIT_COLOR, ls="--", lw=1.2,
-                   label=f"late slope {fit['slope']:.2f} (R² {_fmt(fit.get('r2'), 2)})")
+                   label=f"late slope {fit['slope']:.2f} (R² {fmt(fit.get('r2'), 2)})")
         a.set(xscale="log", yscale="log", xlabel="step")
         _legend(a, loc="lower left")
     ax[0, 0].set_ylabel(f"speed |w_i(t) − w_i(t−1)| ({UNITS})")
@@ -317,9 +311,9 @@ def cumulative(series: dict, sets=SETS) -> Plot:
     for S in sets:
         if not present(series, S):
             continue
-        a.fill_between(x, _pos(series[f"{S}/cum_q10"][late]), _pos(series[f"{S}/cum_q90"][late]),
+        a.fill_between(x, _pos(series[fields.key(S, "cum_q10")][late]), _pos(series[fields.key(S, "cum_q90")][late]),
                        color=COLORS[S], alpha=0.18, lw=0)
-        a.plot(x, _pos(series[f"{S}/cum_q50"][late]), color=COLORS[S], ls=STYLES[S], label=f"{LABELS[S]} median")
+        a.plot(x, _pos(series[fields.key(S, "cum_q50")][late]), color=COLORS[S], ls=STYLES[S], label=f"{LABELS[S]} median")
     a.set(title="Cumulative displacement from initialisation", xlabel="step",
           ylabel=f"|w_i(t) − w_i(0)| ({UNITS})", xscale="log", yscale="log")
     _legend(a)
@@ -332,7 +326,7 @@ def cumulative(series: dict, sets=SETS) -> Plot:
 def _stack(a, series: dict, summary: dict, S: str, legend: bool) -> None:
     steps = series["steps"]
     late = _late(steps)
-    fr = series[f"{S}/regimes"][late]
+    fr = series[fields.key(S, "regimes")][late]
     a.stackplot(steps[late], fr.T, colors=[REGIME_COLORS[r] for r in REGIMES],
                 labels=[REGIME_LABELS[r] for r in REGIMES], lw=0)
     fw = summary.get("fimbulwinter", {}).get(S, {})
@@ -349,7 +343,7 @@ def _stack(a, series: dict, summary: dict, S: str, legend: bool) -> None:
         a.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize="small")
 
 
-def regimes(series: dict, summary: dict, sets=SETS) -> Plot:
+def regime_shares(series: dict, summary: dict, sets=SETS) -> Plot:
     """Stacked lattice-regime fractions against step (the fimbulwinter test), one panel per set."""
     shown = [S for S in sets if present(series, S)]
     fig, ax = _figure(len(sets), 1, width=8.5, height=2.3 * len(sets) + 0.4, sharex=True)
@@ -380,14 +374,14 @@ def lattice_views(series: dict, summary: dict, S: str = "phantom") -> Plot:
     a.set_xlabel("step")
     steps = series["steps"]
     late = _late(steps)
-    b.plot(steps[late], _pos(series[f"{S}/ulp_q50"][late]), color=COLORS[S], label="median token")
-    b.plot(steps[late], _pos(series[f"{S}/ulp_q90"][late]), color=COLORS[S], ls=":", lw=1.8, label="90th percentile")
+    b.plot(steps[late], _pos(series[fields.key(S, "ulp_q50")][late]), color=COLORS[S], label="median token")
+    b.plot(steps[late], _pos(series[fields.key(S, "ulp_q90")][late]), color=COLORS[S], ls=":", lw=1.8, label="90th percentile")
     b.axhline(1, color=FIT_COLOR, lw=0.8, ls=":", label="1 ULP")
     b.axhline(0.5, color=FLOOR_COLOR, lw=0.8, ls="-.", label="½ ULP (rounds away)")
     b.set(title="local-ULP view", xlabel="step", ylabel="max over coordinates |Δw| / ulp(w)",
           xscale="log", yscale="log")
     _legend(b)
-    c.plot(steps[late], _pos(series[f"{S}/zero_cross_frac"][late]), color=COLORS[S])
+    c.plot(steps[late], _pos(series[fields.key(S, "zero_cross_frac")][late]), color=COLORS[S])
     c.set(title="zero crossings", xlabel="step", ylabel="fraction of coordinates changing sign",
           xscale="log", yscale="log")
     cap = (f"Three views of the {LABELS[S]} tokens' step-to-step motion. Left: regimes by bf16 cells crossed. "
@@ -399,7 +393,7 @@ def lattice_views(series: dict, summary: dict, S: str = "phantom") -> Plot:
 
 
 # ---- chapter 6: coherence --------------------------------------------------------------------
-def coherence(series: dict, summary: dict, sets=SETS, z: float = Z_LEVEL) -> Plot:
+def coherence_curves(series: dict, summary: dict, sets=SETS, z: float = Z_LEVEL) -> Plot:
     """Single-step and windowed coherence, alignment with the centroid, and the unmoved-token count.
 
     The shaded band is ±z standard deviations of the mean cosine of random directions (the Record's
@@ -414,10 +408,10 @@ def coherence(series: dict, summary: dict, sets=SETS, z: float = Z_LEVEL) -> Plo
         if not present(series, S):
             continue
         kw = {"color": COLORS[S], "ls": STYLES[S], "lw": 1.1, "label": LABELS[S]}
-        a.plot(steps[late], series[f"{S}/coherence"][late], **kw)
-        b.plot(steps[late], series[f"{S}/coherence_k"][late], **kw)
-        c.plot(steps[late], series[f"{S}/alignment"][late], **kw)
-        e.plot(steps[late], series[f"{S}/n_zero"][late], **kw)
+        a.plot(steps[late], series[fields.key(S, "coherence")][late], **kw)
+        b.plot(steps[late], series[fields.key(S, "coherence_k")][late], **kw)
+        c.plot(steps[late], series[fields.key(S, "alignment")][late], **kw)
+        e.plot(steps[late], series[fields.key(S, "n_zero")][late], **kw)
         r = co.get(S, {}).get("expected_random")
         if r is not None and math.isfinite(r):
             for x in (a, b):
@@ -453,10 +447,10 @@ def pair_metrics(series: dict, summary: dict) -> Plot:
               ("velocity", f"centroid speed per step ({UNITS})", "Centroid velocity", True),
               ("rms_radius", f"RMS radius ({UNITS})", "Radius", False),
               ("speed_q50", f"median |ΔW_i| ({UNITS})", "Median token speed", True)]
-    for a, (key, ylabel, title, logy) in zip(ax.ravel(), panels):
+    for a, (name, ylabel, title, logy) in zip(ax.ravel(), panels):
         for S in PAIR:
             if present(series, S):
-                y = series[f"{S}/{key}"][late]
+                y = series[fields.key(S, name)][late]
                 a.plot(steps[late], _pos(y) if logy else y, color=COLORS[S], ls=STYLES[S], label=LABELS[S])
         a.set(title=title, ylabel=ylabel, xscale="log", yscale="log" if logy else "linear")
     for a in ax[1]:
@@ -481,7 +475,7 @@ def speed_distributions(series: dict, summary: dict) -> Plot:
         t = int(test_steps[i])
         shown = []
         for S in PAIR:
-            v = np.asarray(series.get(f"{S}/speeds_at_tests", np.empty((0, 0))))
+            v = np.asarray(series.get(fields.key(S, "speeds_at_tests"), np.empty((0, 0))))
             if v.ndim == 2 and v.shape[1] and i < v.shape[0]:
                 x = np.sort(v[i][np.isfinite(v[i])])
                 a.step(x, np.arange(1, x.size + 1) / max(x.size, 1), where="post", color=COLORS[S],
@@ -490,7 +484,7 @@ def speed_distributions(series: dict, summary: dict) -> Plot:
         if shown:
             _xscale_for(a, np.concatenate(shown))
         r = tests.get(t, {})
-        a.set(title=f"step {t:,}\nKS p = {_fmt(r.get('ks_p'), 2)}", xlabel=f"speed ({UNITS})")
+        a.set(title=f"step {t:,}\nKS p = {fmt(r.get('ks_p'), 2)}", xlabel=f"speed ({UNITS})")
     ax[0, 0].set_ylabel("fraction of tokens ≤ speed")
     _legend(ax[0, 0], loc="upper left")
     return Plot(fig, "Distribution of per-token speed |ΔW_i| at the fixed test steps: the fraction of tokens "
@@ -512,7 +506,7 @@ def overlay_regimes(records: list[tuple[str, dict, dict]], S: str = "phantom") -
         steps = series["steps"]
         late = _late(steps)
         for j, a in enumerate(panels[: len(REGIMES)]):
-            a.plot(steps[late], series[f"{S}/regimes"][late, j], color=RUN_COLORS[i % len(RUN_COLORS)],
+            a.plot(steps[late], series[fields.key(S, "regimes")][late, j], color=RUN_COLORS[i % len(RUN_COLORS)],
                    ls=RUN_STYLES[i % len(RUN_STYLES)], lw=1.4)
     for a, r in zip(panels, REGIMES):
         a.set(title=REGIME_LABELS[r], xscale="log", xlabel="step", ylim=(-0.02, 1.02))
@@ -538,11 +532,11 @@ def overlay_cooling(records: list[tuple[str, dict, dict]], S: str = "phantom") -
         steps = series["steps"]
         late = _late(steps)
         col = RUN_COLORS[i % len(RUN_COLORS)]
-        a.fill_between(steps[late], _pos(series[f"{S}/speed_q10"][late]), _pos(series[f"{S}/speed_q90"][late]),
+        a.fill_between(steps[late], _pos(series[fields.key(S, "speed_q10")][late]), _pos(series[fields.key(S, "speed_q90")][late]),
                        color=col, alpha=0.12, lw=0)
         slope = summary.get("cooling", {}).get(S, {}).get("slope")
-        a.plot(steps[late], _pos(series[f"{S}/speed_q50"][late]), color=col, ls=RUN_STYLES[i % len(RUN_STYLES)],
-               label=f"{run} (late slope {_fmt(slope, 3)})")
+        a.plot(steps[late], _pos(series[fields.key(S, "speed_q50")][late]), color=col, ls=RUN_STYLES[i % len(RUN_STYLES)],
+               label=f"{run} (late slope {fmt(slope, 3)})")
     a.set(title=f"Cooling curves, {LABELS[S]} tokens", xlabel="step", ylabel=f"median |ΔW_i| ({UNITS})",
           xscale="log", yscale="log")
     _legend(a)
@@ -556,8 +550,193 @@ def overlay_drift(records: list[tuple[str, dict, dict]], sets=PAIR) -> Plot:
     for i, (run, series, _summary) in enumerate(records):
         for S, ls in zip(sets, RUN_STYLES):
             if present(series, S):
-                a.plot(series["steps"], series[f"{S}/drift"], color=RUN_COLORS[i % len(RUN_COLORS)], ls=ls,
+                a.plot(series["steps"], series[fields.key(S, "drift")], color=RUN_COLORS[i % len(RUN_COLORS)], ls=ls,
                        label=f"{run}: {LABELS[S]}")
     a.set(title="Centroid drift", xlabel="step", ylabel=f"|c(t) − c(0)| ({UNITS})")
     _legend(a)
     return Plot(fig, "Drift of the centroid from its initial position per run: phantom solid, natural dead dashed.")
+
+
+# ---- the frequency spectrum ------------------------------------------------------------------
+SEEN_CMAP = "viridis"  # the seen sets, rarest (dark) to most frequent (light)
+
+
+def count_label(b: dict) -> str:
+    """A count set's train counts as a short label: phantom, 0, 1, 2–3, ..., 1,001+."""
+    lo, hi = b["counts"]
+    if lo is None:
+        return "phantom"
+    if hi is None:
+        return f"{lo:,}+"
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
+def by_train_count(spectrum: dict) -> Plot:
+    """Each count set's distance from the phantom centroid, final speed, cumulative displacement, frozen
+    share, alignment with the dead drift and drift, against its train count (the Record's spectrum)."""
+    bins = [b for b in spectrum.get("bins", []) if b["n"]]
+    fig, ax = _figure(2, 3, width=11.0, height=6.0, sharex=True)
+    panels = [("dist_rel", "dist", "Distance from the phantom centroid", "in phantom RMS radii"),
+              ("final_speed", "speed", "Final speed", "|Δw_i| per step"),
+              ("cumulative", "cumulative", "Cumulative displacement", "|w_i(T) − w_i(0)|"),
+              ("frozen", None, "Frozen over the last frame pair", "share of tokens with L1 = 0"),
+              ("swarm_cos", None, "Moving along the phantoms' drift", "mean cosine"),
+              ("drift", None, "Drift of the set's centroid", "|c(T) − c(0)|")]
+    if not bins:
+        for a in ax.ravel():
+            a.text(0.5, 0.5, "no spectrum in this Record", ha="center", va="center", transform=a.transAxes)
+            a.set_xticks([])
+            a.set_yticks([])
+        return Plot(fig, "The Record holds no frequency spectrum: " + spectrum.get("answer", "it was not computed."))
+    x = np.arange(len(bins))
+    seen = [i for i, b in enumerate(bins) if b["counts"][0] not in (None, 0)]
+    cmap = matplotlib.colormaps[SEEN_CMAP]
+    colors = [COLORS["phantom"] if b["name"] == "phantom" else COLORS["natural_dead"] if b["counts"][0] == 0
+              else cmap(0.15 + 0.7 * seen.index(i) / max(1, len(seen) - 1)) for i, b in enumerate(bins)]
+    r = spectrum.get("phantom_rms_radius") or math.nan
+    join = [i for i, b in enumerate(bins) if b["name"] == spectrum.get("joins", {}).get("distance")]
+    for a, (key, band, title, ylabel) in zip(ax.ravel(), panels):
+        y = np.array([b[key] for b in bins], dtype=np.float64)
+        a.plot(x, y, color="#adb5bd", lw=1, zorder=1)
+        if band:
+            scale = 1 / r if key == "dist_rel" else 1.0
+            lo = np.array([b[f"{band}_q10"] for b in bins], dtype=np.float64) * scale
+            hi = np.array([b[f"{band}_q90"] for b in bins], dtype=np.float64) * scale
+            a.vlines(x, lo, hi, colors=colors, lw=2.5, alpha=0.45, zorder=2)
+        a.scatter(x, y, c=colors, s=36, zorder=3, edgecolors="black", linewidths=0.5)
+        for i in join:
+            a.axvline(i, color=FIT_COLOR, ls=":", lw=1)
+        a.set(title=title, ylabel=ylabel)
+    ax[0, 0].axhline(1, color=COLORS["phantom"], lw=0.8, ls="--")
+    ax[1, 0].set_ylim(-0.03, 1.03)
+    ax[1, 1].axhline(0, color="black", lw=0.5)
+    for a in ax[1]:
+        a.set_xticks(x, [count_label(b) for b in bins], rotation=45, ha="right")
+        a.set_xlabel("times seen in training")
+    cap = ("The token sets by how often their tokens occur in the training stream, from the phantom rows and "
+           "the natural dead (0) to the most frequent, at the last frame. Points: the median over the set's "
+           "tokens (frozen share, alignment with the phantom centroid's drift and drift: the set's value); bars: "
+           f"10–90% of its tokens. Speeds, displacements and drift are in {UNITS}; distance is in units of the "
+           "phantom cloud's RMS radius (dashed: 1)"
+           + (f"; the dotted line marks the first set from which every set is at least "
+              f"{spectrum.get('join_level', 0.5):.0%} of the way from the phantoms to the most frequent tokens."
+              if join else "."))
+    return Plot(fig, cap)
+
+
+# ---- the motion field (chapter 3) --------------------------------------------------------------
+FIELD_PARTS = ("expansion", "shear", "rotation")
+
+
+def expansion_shear_rotation(shear: dict, sets=SETS) -> Plot:
+    """Expansion rate, shear and rotation of each set's fitted linear motion field against step, each
+    beside its random-walk baseline (the Record's shear)."""
+    fig, ax = _figure(1, 3, width=10.5, height=3.6)
+    steps = np.asarray(shear.get("steps", []), dtype=np.float64)
+    per = shear.get("sets", {})
+    for a, p in zip(ax[0], FIELD_PARTS):
+        drawn = []
+        for S in sets:
+            v = per.get(S)
+            if not v or not np.isfinite(np.asarray(v[p], dtype=np.float64)).any():
+                continue
+            y, base = np.asarray(v[p], dtype=np.float64), np.asarray(v[f"{p}_baseline"], dtype=np.float64)
+            if p == "expansion":  # signed: the baseline is a band of ±1 spread about 0
+                a.fill_between(steps, -base, base, color=COLORS[S], alpha=0.15, lw=0)
+                a.plot(steps, y, color=COLORS[S], ls=STYLES[S], lw=1.2, label=LABELS[S])
+            else:
+                a.plot(steps, _pos(y), color=COLORS[S], ls=STYLES[S], lw=1.2, label=LABELS[S])
+                a.plot(steps, _pos(base), color=COLORS[S], ls=":", lw=1)
+                drawn += [y, base]
+        if p == "expansion":
+            a.axhline(0, color="black", lw=0.5)
+            a.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        elif drawn:
+            _yscale_for(a, np.concatenate(drawn))
+        a.set(title={"expansion": "Expansion rate", "shear": "Shear", "rotation": "Rotation"}[p], xlabel="step",
+              ylabel={"expansion": "trace(A) / d per step", "shear": "|traceless symmetric part of A|",
+                      "rotation": "|antisymmetric part of A|"}[p])
+        if steps.size and steps.min() > 0:
+            _xscale_for(a, steps)
+    _legend(ax[0, 0])
+    cap = ("Each set's displacements per step fitted to a linear field about its centroid, Δw_i ≈ v + A (w_i − c), "
+           "at log-spaced frame pairs: the expansion rate trace(A)/d (positive: the cloud grows), the shear (size "
+           "of A's traceless symmetric part) and the rotation (size of its antisymmetric part). Dotted lines and "
+           "the shaded band: the same fit's expected size for a random walk with the set's own steps.")
+    return Plot(fig, cap)
+
+
+# ---- why they move ------------------------------------------------------------------------------
+def _why_sets(why: dict) -> list[str]:
+    return [S for S in PAIR if S in why.get("series", {})]
+
+
+def why_direction(why: dict) -> Plot:
+    """Cosines per frame pair: the centroid's displacement with -lr a; -lr a and the gradient with h."""
+    fig, ax = _figure(1, 2, width=9.5, height=3.4, sharex=True)
+    steps = np.asarray(why.get("series", {}).get("steps", []))
+    a, b = ax[0]
+    for S in _why_sets(why):
+        c = why["series"][S]
+        a.plot(steps, c["cos_velocity_step"], color=COLORS[S], ls=STYLES[S], label=LABELS[S])
+        b.plot(steps, c["cos_step_hidden"], color=COLORS[S], ls=STYLES[S], label=f"{LABELS[S]}: −lr·a with h")
+        b.plot(steps, c["cos_grad_hidden"], color=COLORS[S], ls=":", lw=1.4, label=f"{LABELS[S]}: g with h")
+    if not _why_sets(why):
+        _empty(a, "phantom")
+    a.set(title="Centroid displacement Δc vs −lr·a", ylabel="cosine", xlabel="step")
+    b.set(title="Adam step and gradient vs mean hidden state h", ylabel="cosine", xlabel="step", ylim=(-1.05, 1.05))
+    for x in (a, b):
+        x.axhline(0, color="black", lw=0.5)
+    _legend(a)
+    _legend(b, loc="center right")
+    return Plot(fig, "Where the forces point. Left: cosine between each set's centroid displacement over a frame "
+                     "pair and the Adam step the forces log, −Σ lr(t)·a over the steps of the pair (1: the cloud "
+                     "goes exactly where Adam sends it). Right: cosine of that step (solid) and of the mean loss "
+                     "gradient g (dotted) with the mean final hidden state h; −1 is straight away from h.")
+
+
+def why_speed(why: dict) -> Plot:
+    """Observed median speed against lr(t) sqrt(d) RMS(a), and their ratio, per frame pair."""
+    fig, ax = _figure(1, 2, width=9.5, height=3.4, sharex=True)
+    steps = np.asarray(why.get("series", {}).get("steps", []))
+    a, b = ax[0]
+    for S in _why_sets(why):
+        c = why["series"][S]
+        obs, exp = np.asarray(c["speed_observed"], float), np.asarray(c["speed_expected"], float)
+        a.plot(steps, _pos(obs), color=COLORS[S], ls=STYLES[S], label=f"{LABELS[S]}: movie")
+        a.plot(steps, _pos(exp), color=COLORS[S], ls=":", lw=1.4, label=f"{LABELS[S]}: lr·√d·RMS(a)")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b.plot(steps, obs / exp, color=COLORS[S], ls=STYLES[S], label=LABELS[S])
+    if not _why_sets(why):
+        _empty(a, "phantom")
+    tol = why.get("tolerance", 0.05)
+    b.axhspan(1 - tol, 1 + tol, color="#999999", alpha=0.2, lw=0)
+    b.axhline(1, color="black", lw=0.5)
+    a.set(title="Median token speed", ylabel=f"|ΔW_i| per step ({UNITS})", xlabel="step", yscale="log")
+    b.set(title="Movie ÷ schedule", ylabel="median speed / lr·√d·RMS(a)", xlabel="step")
+    _legend(a)
+    return Plot(fig, "Is cooling the learning-rate schedule? Left: each set's median speed in the movie (solid) and "
+                     "the speed of Adam's step alone, lr(t)·√d·RMS(a) (dotted). Right: their ratio; the grey band "
+                     f"is ±{tol:.0%}. Where the step shrinks towards one bf16 cell the frames round it, up to a "
+                     "whole cell or away to nothing, and the ratio leaves the band.")
+
+
+def why_freezing(why: dict) -> Plot:
+    """Frozen fractions per frame pair, one panel per set: the movie's rows, the forces' rows and coordinates."""
+    sets = _why_sets(why) or ["phantom"]
+    fig, ax = _figure(1, len(sets), width=4.8 * len(sets), height=3.4, sharey=True)
+    steps = np.asarray(why.get("series", {}).get("steps", []))
+    for a, S in zip(ax[0], sets):
+        c = why.get("series", {}).get(S)
+        if c is None:
+            _empty(a, S)
+            continue
+        a.plot(steps, c["frozen_observed"], color=COLORS[S], lw=2.0, label="rows, movie (L1 = 0)")
+        a.plot(steps, c["frozen_rows"], color="black", ls="--", lw=1.2, label="rows, forces (p^d)")
+        a.plot(steps, c["frozen_coords"], color="#777777", ls=":", lw=1.4, label="coordinates, forces (p)")
+        a.set(title=f"{LABELS[S]} tokens", xlabel="step", ylim=(-0.02, 1.02))
+    ax[0, 0].set_ylabel("fraction frozen")
+    _legend(ax[0, 0], loc="upper left")
+    return Plot(fig, "Freezing predicted and seen. Grey dotted: the fraction p of the set's coordinates whose update "
+                     "is under half their bf16 ULP (the forces log); black dashed: the rows predicted frozen, p^d; "
+                     "coloured: the rows whose bf16 value did not change between frames (the movie).")

@@ -1,10 +1,11 @@
 """The report stage: render The Duckling Record, a book of executable chapters in report/.
 
 Chapters are Jupyter percent-format scripts listed in report/_quarto.yml. Each is executed once, in
-one kernel (nbclient); the executed notebooks are then rendered by Quarto (`quarto` on PATH or the
-quarto-cli Python package) into an HTML book and a PDF (Typst), or, without Quarto, by nbconvert into
-standalone HTML pages joined by an index. Either way the output replaces report/_output/<run>/ only
-when complete, and a render's scratch folders are removed by the next render if it was killed.
+one kernel (nbclient); the executed notebooks are rendered by Quarto (`quarto` on PATH or the
+quarto-cli Python package) into an HTML book and a PDF (Typst), each chapter as soon as it is executed
+(duckling.book.quarto), or, without Quarto, by nbconvert into standalone HTML pages joined by an
+index. Either way the output replaces report/_output/<run>/ only when complete, and a render's
+scratch folders are removed by the next render if it was killed.
 
 Chapters read their run through `api.context()`, from the parameters file `render` writes beside
 the executed notebooks (DUCKLING_PARAMS names it): run, root, the comparison's runs, the renderer.
@@ -147,10 +148,12 @@ def render(cfg: Config, force: bool = False, compare: list[str] | None = None, e
     with _scratch(out.parent, f".{cfg.run}.tmp-") as work:
         env = _env(cfg, run_names, work, _engine_label(engine, exe))
         build = work / "out"
-        nbs = _execute(source, names, work, env, progress)
-        if engine == "quarto":
-            quarto.render(exe, source, nbs, work, build, progress, log=cfg.run_dir / "quarto.log")
+        if engine == "quarto":  # Quarto renders each chapter as soon as it is executed
+            with quarto.Book(exe, source, names, work, log=cfg.run_dir / "quarto.log") as book:
+                nbs = _execute(source, names, work, env, progress, book.ready)
+                book.finish(nbs, build, progress)
         else:
+            nbs = _execute(source, names, work, env, progress)
             fallback.render(nbs, build, cfg.run)
         (build / "notebooks").mkdir(exist_ok=True)
         for name, nb in nbs:
@@ -242,9 +245,10 @@ def sweep(output_dir: Path) -> list[Path]:
 
 
 # ---- execution: every chapter once, one kernel ----------------------------------------------------
-def _execute(source: Path, names: list[str], work: Path, env: dict, progress: bool) -> list[tuple[str, object]]:
+def _execute(source: Path, names: list[str], work: Path, env: dict, progress: bool,
+             done=None) -> list[tuple[str, object]]:
     """Execute the chapters in book order; return (name, executed notebook) with the chapters' own
-    markdown untouched, for either engine to render."""
+    markdown untouched, for either engine to render. done(name, notebook) is called as each finishes."""
     import jupytext
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
@@ -256,7 +260,7 @@ def _execute(source: Path, names: list[str], work: Path, env: dict, progress: bo
     kernels = work / "kernels"
     _kernelspec(kernels, "duckling-python", env)
     ksm = KernelSpecManager(kernel_dirs=[str(kernels)], ensure_native_kernel=False)
-    done = []
+    executed = []
     # One kernel for the whole book, its namespace wiped before each chapter: chapters stay
     # independent without paying interpreter start-up and imports once per chapter.
     # IPC sockets, not TCP (ipykernel warns about unencrypted TCP), in a short path: socket paths are
@@ -282,8 +286,10 @@ def _execute(source: Path, names: list[str], work: Path, env: dict, progress: bo
                     if client.kc is not None:
                         client.kc.stop_channels()
                 del nb.cells[0]
-                done.append((name, nb))
+                executed.append((name, nb))
+                if done:
+                    done(name, nb)
         finally:
             with contextlib.suppress(Exception):
                 km.shutdown_kernel(now=True)
-    return done
+    return executed

@@ -172,6 +172,18 @@ def zero_crossings(bits_prev, bits_now) -> np.ndarray:
     return _count_rows(crossed)
 
 
+def kept_cells(bits_prev, bits_now) -> np.ndarray:
+    """Per token, the number of coordinates that kept their bf16 cell (int64, (n,)):
+
+        K_i = sum_j [ord(now_ij) = ord(prev_ij)],
+
+    ([.] is 1 when it holds, else 0), +0 and -0 being one cell. A set's kept-cell share is sum_i K_i / (n d): with fp32 masters the
+    coordinates whose update stayed inside their cell, in pure-bf16 those whose update was lost.
+    """
+    p, n = _pair(bits_prev, bits_now)
+    return _count_rows(_ordinals16(n) == _ordinals16(p))
+
+
 def _count_rows(mask: np.ndarray) -> np.ndarray:
     """True entries per row of a C-contiguous bool (n, d) array, int64 (n,)."""
     d = mask.shape[1]

@@ -70,11 +70,15 @@ class _ShardFile:
 class MovieWriter:
     """Record frames without stalling training.
 
-    `write` converts to bf16 and copies into one of `queue_frames` preallocated host buffers
-    (pinned, non_blocking and fenced by a CUDA event when the weight is on a GPU), then returns;
-    a background thread checksums and appends to the current shard. When the thread falls behind,
-    `write` waits for a free buffer: frames are never dropped. A failure in the thread is raised
-    by the next write/flush/close.
+    `write` converts to bf16 and copies into one of `queue_frames` preallocated host buffers, then
+    returns; a background thread checksums and appends to the current shard. When the thread falls
+    behind, `write` waits for a free buffer: frames are never dropped, and memory stays bounded. A
+    failure in the thread is raised by the next write/flush/close.
+
+    A weight on a GPU is rounded to bf16 there, into a device buffer of its own (one kernel in the
+    caller's stream, ordered before the next step changes the weight), then copied to pinned host
+    memory on the writer's own stream, so the copy overlaps the next step; the thread waits on
+    that copy's event, the caller never does.
     """
 
     def __init__(self, movie_dir, rows: int, d: int, shard_frames: int = 128, name: str = "W",
@@ -95,6 +99,7 @@ class MovieWriter:
         self.last_step = self.shards[-1].steps[-1] if self.shards else -1
         self._write_manifest(fresh=not self.shards)
         self._bufs = None  # torch tensors, allocated on the first write (pinned if it comes from CUDA)
+        self._dev = self._done = self._stream = None  # a CUDA frame's device copies, their events, the copy stream
         self._free: queue.Queue = queue.Queue()
         self._work: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
@@ -127,12 +132,7 @@ class MovieWriter:
         if w.dtype == torch.uint16:
             w = w.view(torch.int16)
         if self._bufs is None:
-            pin = w.is_cuda
-            self._bufs = [torch.empty((self.rows, self.d), dtype=torch.bfloat16, pin_memory=pin)
-                          for _ in range(self.queue_frames)]
-            self._views = [b.view(torch.int16).numpy() for b in self._bufs]
-            for i in range(self.queue_frames):
-                self._free.put(i)
+            self._allocate(w)
         i = self._free.get()  # blocks while the thread is behind
         if self._error is not None:
             self._free.put(i)
@@ -142,13 +142,37 @@ class MovieWriter:
         if w.dtype == torch.int16:
             buf.view(torch.int16).copy_(w)
         elif w.is_cuda:
-            buf.copy_(w.to(torch.bfloat16), non_blocking=True)  # rounds on the GPU, copies async
-            event = torch.cuda.Event()
-            event.record(torch.cuda.current_stream(w.device))
+            event = self._copy_from_cuda(i, w)
         else:  # .to() rounds to nearest even, and faster than a converting copy_
             buf.copy_(w.to(torch.bfloat16))
         self.last_step = step
         self._work.put(("frame", step, i, event))
+
+    def _allocate(self, w) -> None:
+        import torch
+
+        pin = w.is_cuda
+        self._bufs = [torch.empty((self.rows, self.d), dtype=torch.bfloat16, pin_memory=pin)
+                      for _ in range(self.queue_frames)]
+        self._views = [b.view(torch.int16).numpy() for b in self._bufs]
+        if pin:
+            self._dev = [torch.empty_like(b, device=w.device) for b in self._bufs]
+            self._done = [torch.cuda.Event(blocking=True) for _ in self._bufs]  # the thread sleeps, not spins
+            self._stream = torch.cuda.Stream(w.device)
+        for i in range(self.queue_frames):
+            self._free.put(i)
+
+    def _copy_from_cuda(self, i: int, w):
+        """Round w into device buffer i in the caller's stream, copy it to host buffer i on the copy
+        stream; returns the event the thread waits on. Buffer i is reused only after that wait."""
+        import torch
+
+        self._dev[i].copy_(w)  # a converting copy rounds to nearest even, as .to(torch.bfloat16)
+        self._stream.wait_stream(torch.cuda.current_stream(w.device))
+        with torch.cuda.stream(self._stream):
+            self._bufs[i].copy_(self._dev[i], non_blocking=True)
+        self._done[i].record(self._stream)
+        return self._done[i]
 
     def flush(self) -> None:
         """End the current shard here (a short one if need be) and wait until all is on disk."""
@@ -166,7 +190,7 @@ class MovieWriter:
         self._work.put(("flush",))
         self._work.put(None)
         self._thread.join()
-        self._bufs = self._views = None
+        self._bufs = self._views = self._dev = self._done = self._stream = None
         self._check()
 
     def __enter__(self):

@@ -23,16 +23,24 @@ class Batches:
                                 f"rebuild it with `invoke corpus --run {cfg.run} --force`")
         if int(train.max()) >= cfg.live_vocab:  # the guard: phantom ids never enter a batch
             raise DucklingError(f"corpus contains id {int(train.max())} >= live_vocab {cfg.live_vocab}")
-        self.tokens = torch.from_numpy(train.astype(np.int64))
-        self.order = torch.randperm(n_seq, generator=torch.Generator().manual_seed(cfg.seed))
-        self.offsets = torch.arange(self.T + 1)
+        # on a GPU the whole stream lives there (int32: 235 MB at 100%), so a batch is a gather on the
+        # device: no host-to-device copy to wait for, and a CUDA graph can replay it
+        on_cpu = torch.device(device).type == "cpu"
+        self.tokens = torch.from_numpy(train.astype(np.int64 if on_cpu else np.int32)).to(device)
+        self.order = torch.randperm(n_seq, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
+        self.offsets = torch.arange(self.T + 1, device=device)
+        self.rows = torch.arange(self.B, device=device)
         self.device, self.live = device, cfg.live_vocab
 
     def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         seqs = self.order[step * self.B:(step + 1) * self.B]
-        xy = self.tokens[seqs[:, None] * self.T + self.offsets]
-        if self.device != "cpu":
-            xy = xy.pin_memory().to(self.device, non_blocking=True)
+        xy = self.tokens[seqs[:, None] * self.T + self.offsets].long()
+        return xy[:, :-1], xy[:, 1:]
+
+    def gather(self, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """get(step) for a step held in a 0-d device tensor: fixed shapes and addresses, no host value."""
+        seqs = self.order.index_select(0, step * self.B + self.rows)
+        xy = self.tokens[seqs[:, None] * self.T + self.offsets].long()
         return xy[:, :-1], xy[:, 1:]
 
 

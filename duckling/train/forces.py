@@ -18,8 +18,9 @@ runs/<run>/forces.npy holds:
     hidden          mean over the step's positions of h_n                     (d)
 
 Row k is step k (row 0, before any step, is NaN). Everything is computed on the device with a few
-matrix-vector products against the sets' membership matrix, and reaches the host every LOG_EVERY
-steps with the metric rows.
+matrix-vector products against the sets' membership matrix into one fixed row (so a CUDA graph of
+the step can hold it), copied into a buffer of LOG_EVERY rows after each step, and reaches the host
+every LOG_EVERY steps with the metric rows.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ class Forces:
         self.dtype = layout(self.names, d)
         self.width = self.dtype.itemsize // 4
         self.buf = torch.full((log_every, self.width), float("nan"), device=device)
+        self.cur = torch.full((self.width,), float("nan"), device=device)  # this step's row, at a fixed address
         self.steps: list[int] = []
         self.S, self.d = len(sets), d
         path = run_dir / FILE
@@ -84,17 +86,14 @@ class Forces:
         if module.training:
             self.hidden.copy_(output.detach().float().mean(dim=tuple(range(output.dim() - 1))))
 
-    def row(self) -> torch.Tensor:
-        return self.buf[len(self.steps)]
-
     def before_step(self, grad: torch.Tensor, w: torch.Tensor) -> None:
         """After backward, before clipping: the sets' mean loss gradient; the weights before the step."""
-        self.row()[: self.S * self.d] = (self.mean @ grad.float()).flatten()
+        self.cur[: self.S * self.d] = (self.mean @ grad.float()).flatten()
         self.w_old = w.detach().float().clone()
 
-    def after_step(self, step: int, w: torch.Tensor, opt, lr: float, wd: float) -> None:
+    def after_step(self, w: torch.Tensor, opt, lr: float | torch.Tensor, wd: float) -> None:
         """After opt.step: the Adam direction and the update from AdamW's state, as torch applies it:
-        w <- w (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps)."""
+        w <- w (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps). `lr` may be a 0-d device tensor."""
         if self.group is None:  # W's parameter group, found once
             self.group = next(g for g in opt.param_groups if any(p is w for p in g["params"]))
         st, group = opt.state[w], self.group
@@ -103,13 +102,17 @@ class Forces:
         a = (st["exp_avg"] / (1 - b1 ** t)) / ((st["exp_avg_sq"] / (1 - b2 ** t)).sqrt() + group["eps"])
         decay = self.w_old * wd
         dw = -lr * (a + decay)
-        S, d, M, row = self.S, self.d, self.mean, self.row()
+        S, d, M, row = self.S, self.d, self.mean, self.cur
         ms_a, ms_decay = M @ a.square().mean(1), M @ decay.square().mean(1)
         row[S * d: 2 * S * d] = (M @ a).flatten()
         row[2 * S * d: 2 * S * d + S] = ms_a.sqrt()
         row[2 * S * d + S: 2 * S * d + 2 * S] = ms_decay.sqrt() / (ms_a.sqrt() + ms_decay.sqrt())
         row[2 * S * d + 2 * S: 2 * S * d + 3 * S] = M @ (dw.abs() < half_ulp_bf16(self.w_old)).float().mean(1)
         row[2 * S * d + 3 * S:] = self.hidden
+
+    def commit(self, step: int) -> None:
+        """This step's row into the buffer (a device copy; the host learns nothing)."""
+        self.buf[len(self.steps)].copy_(self.cur)
         self.steps.append(step)
 
     def flush(self) -> None:

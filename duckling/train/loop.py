@@ -28,7 +28,7 @@ from duckling.config import Config
 from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
 from duckling.io import atomic_path, read_csv, read_json, write_json
-from duckling.train import forces
+from duckling.train import forces, graph
 from duckling.train.batches import Batches, val_batches
 from duckling.train.checkpoint import load_checkpoint, save_checkpoint
 from duckling.train.model import GPT, phantom_mass_from_grad
@@ -37,6 +37,7 @@ METRIC_FIELDS = ["step", "loss", "lr", "grad_norm", "phantom_mass", "tokens_per_
 EVAL_FIELDS = ["step", "val_loss", "val_bpb"]
 TRAIN_FILES = ("checkpoint.pt", "train.json", "samples.json", "metrics.csv", "evals.csv", "forces.npy")  # + movie
 LOG_EVERY = 25  # steps between host syncs for metric rows (each step still gets its own row)
+QUEUE_FRAMES_CUDA = 32  # 82 MB pinned: GPU steps are far shorter, so the writer gets more slack there
 
 
 # ---- pieces -----------------------------------------------------------------------------------
@@ -50,19 +51,22 @@ def lr_at(cfg: Config, step: int) -> float:
 
 
 def make_optimizer(cfg: Config, model: GPT, device: str) -> torch.optim.AdamW:
-    """AdamW; matrices decay, biases and LayerNorm gains do not, W decays if decay_embeddings."""
+    """Fused AdamW; matrices decay, biases and LayerNorm gains do not, W decays if decay_embeddings.
+    Capturable where the step is a CUDA graph (its step counts and lr stay on the device)."""
     decay, no_decay = [], []
     for p in model.parameters():
         is_w = p is model.wte.weight or (model.lm_head is not None and p is model.lm_head.weight)
         (decay if p.dim() == 2 and (cfg.decay_embeddings or not is_w) else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True,
+                             capturable=torch.device(device).type == "cuda" and graph.wanted(cfg.graph, device))
 
 
 def autocast(device: str, precision: str):
-    # bf16 compute only on CUDA; on CPU a bf16 matmul is ~90x slower than fp32 (STUDY.md)
+    # bf16 compute only on CUDA; on CPU a bf16 matmul is ~90x slower than fp32 (STUDY.md). No cast
+    # cache: each weight is cast once a step anyway, and a CUDA graph must not keep cached casts
     if device.startswith("cuda") and precision in ("amp-bf16", "pure-bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
     return contextlib.nullcontext()
 
 
@@ -81,15 +85,15 @@ def round_to_bf16_(model: torch.nn.Module) -> None:
 @torch.no_grad()
 def evaluate(model: GPT, batches: list[torch.Tensor], device: str, precision: str) -> float:
     model.eval()
-    total, n = 0.0, 0
+    total, n = torch.zeros((), dtype=torch.float64, device=device), 0  # one host sync, at the end
     for xy in batches:
         xy = xy.to(device)
         with autocast(device, precision):
             logits = model(xy[:, :-1])
-        total += F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten(), reduction="sum").item()
+        total += F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten(), reduction="sum").double()
         n += xy[:, 1:].numel()
     model.train()
-    return total / n
+    return total.item() / n
 
 
 def samples(cfg: Config, model: GPT, device: str) -> list[dict]:
@@ -175,8 +179,9 @@ def open_movies(cfg: Config, model: GPT, start: int, fp: str, precision: str) ->
     movie.check_disk(cfg.movie_dir, len(mats) * movie.estimate_bytes(cfg.rows, cfg.d_model, n_frames))
     meta = {"run": cfg.run, "precision": precision, "record_every": cfg.record_every, "fingerprint": fp,
             "live_vocab": cfg.live_vocab}
-    writers = {k: (movie.MovieWriter(cfg.movie_dir, cfg.rows, cfg.d_model, cfg.shard_frames, name=k, meta=meta),
-                   mat) for k, mat in mats.items()}
+    queue = QUEUE_FRAMES_CUDA if model.W.is_cuda else 8  # frames in flight to the writer thread
+    writers = {k: (movie.MovieWriter(cfg.movie_dir, cfg.rows, cfg.d_model, cfg.shard_frames, name=k, meta=meta,
+                                     queue_frames=queue), mat) for k, mat in mats.items()}
     if start == 0:
         film(writers, 0)
     return writers
@@ -224,10 +229,11 @@ class StepLog:
         self.evals.close()
 
 
-def train_step(cfg: Config, model: GPT, fwd, opt, xy: tuple, lr: float, slot: torch.Tensor, device: str,
-               precision: str, step: int, pull: forces.Forces | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(cfg: Config, model: GPT, fwd, opt, xy: tuple, lr, slot: torch.Tensor, device: str,
+               precision: str, pull: forces.Forces | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step (forward through `fwd`: the model, or its compiled self); the phantom
-    softmax mass lands in slot[2], the forces on the token sets in `pull`. Returns (loss, grad norm)."""
+    softmax mass lands in slot[2], the forces on the token sets in `pull.cur`. `lr` is a float, or
+    the 0-d tensor of a CUDA graph (graph.py). Returns (loss, grad norm), on the device."""
     for g in opt.param_groups:
         g["lr"] = lr
     x, y = xy
@@ -243,10 +249,28 @@ def train_step(cfg: Config, model: GPT, fwd, opt, xy: tuple, lr: float, slot: to
     gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
     opt.step()
     if pull is not None:
-        pull.after_step(step, model.W_out, opt, lr, cfg.weight_decay if cfg.decay_embeddings else 0.0)
+        pull.after_step(model.W_out, opt, lr, cfg.weight_decay if cfg.decay_embeddings else 0.0)
     if precision == "pure-bf16":
         round_to_bf16_(model)
     return loss, gnorm
+
+
+def stepper(cfg: Config, model: GPT, fwd, opt, batches: Batches, device: str, precision: str, pull):
+    """(step, lr, slot) -> (loss, grad norm): the step captured as a CUDA graph (graph.py), or the plain one."""
+    body = functools.partial(train_step, cfg, model, fwd, opt, device=device, precision=precision, pull=pull)
+    if graph.wanted(cfg.graph, device):
+        return graph.GraphStep(body, batches, opt, device)
+    return lambda step, lr, slot: body(batches.get(step), lr, slot)
+
+
+def deterministic_cuda() -> None:
+    """Same seed, same GPU -> same bytes. Strict mode, since with warn_only flash attention's backward
+    keeps its atomic adds (it only warns); cuBLAS gets a fixed workspace. The NaN fill of new memory
+    that strict mode adds is switched off: no step reads memory it has not written, and each new
+    tensor would cost a fill kernel. (The CPU kernels used here are deterministic already.)"""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def checkpoint(cfg: Config, model: GPT, opt, writers: dict, step: int, fp: str, pull) -> None:
@@ -279,7 +303,7 @@ def finish(cfg: Config, model: GPT, fp: str, device: str, precision: str, start:
         "best_val_loss": float(evals["val_loss"].min()), "final_val_bpb": float(evals["val_bpb"][-1]),
         "unigram_entropy_nats": unigram, "seconds_this_session": round(wall, 2),
         "resumed_from": start, "frames": (cfg.steps // cfg.record_every + 1) if record else 0,
-        "torch": torch.__version__,
+        "cuda_graph": graph.wanted(cfg.graph, device) and device.startswith("cuda"), "torch": torch.__version__,
     }
     write_json(cfg.run_dir / "train.json", summary)
     print(f"train: {cfg.steps} steps of {cfg.n_params:,} params on {device} ({precision}) in {wall:.1f}s; "
@@ -306,9 +330,8 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    if device.startswith("cuda"):  # CPU kernels used here are deterministic already
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.startswith("cuda"):
+        deterministic_cuda()
 
     data = corpus.load(cfg)
     batches, vbatches = Batches(cfg, data["train"], device), val_batches(cfg, data["val"])
@@ -324,6 +347,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
         sets = corpus.count_sets(data["counts"][: cfg.live_vocab], cfg.separator_id, tokenizer.load_dead_mask(cfg))
         pull = forces.Forces(cfg.run_dir, sets, cfg.rows, cfg.d_model, cfg.steps, start == 0, device, LOG_EVERY)
         model.ln_f.register_forward_hook(pull.hook)
+    step_fn = stepper(cfg, model, fwd, opt, batches, device, precision, pull)
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
     log, writers = StepLog(cfg, start, device, bar), {}
     t_start, failed, step, saved = time.perf_counter(), True, start, start
@@ -331,10 +355,11 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
         writers = open_movies(cfg, model, start, fp, precision) if record else {}
         for step in range(start, cfg.steps):
             lr = lr_at(cfg, step)
-            loss, gnorm = train_step(cfg, model, fwd, opt, batches.get(step), lr, log.slot(), device, precision,
-                                     step + 1, pull)
+            loss, gnorm = step_fn(step, lr, log.slot())
             done = step + 1
             log.add(done, lr, loss, gnorm)
+            if pull is not None:
+                pull.commit(done)
             if on_step is not None:
                 on_step(done)
             if done % cfg.record_every == 0:
