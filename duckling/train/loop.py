@@ -313,6 +313,40 @@ def finish(cfg: Config, model: GPT, fp: str, device: str, precision: str, start:
 
 
 # ---- the stage ----------------------------------------------------------------------------------
+def build_model(cfg: Config, device: str, precision: str) -> tuple[GPT, torch.optim.AdamW]:
+    """The model, drawn from the seed (rounded to bf16 for pure-bf16), and its optimizer."""
+    model = GPT(cfg).to(device)
+    if precision == "pure-bf16":
+        round_to_bf16_(model)
+    return model, make_optimizer(cfg, model, device)
+
+
+def close_all(files: list, failed: bool) -> None:
+    """Close the writers and logs; after a failure, keep that failure's own error, not a closing one."""
+    for f in files:
+        with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
+            f.close()
+
+
+def finished(cfg: Config, fp: str, record: bool) -> dict | None:
+    """This training's summary when it has finished already (its movie checked), else None."""
+    path = cfg.run_dir / "train.json"
+    if not path.exists() or read_json(path).get("fingerprint") != fp:
+        return None
+    if record:
+        check_movie(cfg, fp, read_json(path)["frames"])
+    print(f"train: up to date, skipped ({path}; use --force to retrain)")
+    return read_json(path)
+
+
+def log_forces(cfg: Config, model: GPT, counts: np.ndarray, start: int, device: str) -> forces.Forces:
+    """The forces log on the token sets by train count, fed by a hook on the final LayerNorm."""
+    sets = corpus.count_sets(counts[: cfg.live_vocab], cfg.separator_id, tokenizer.load_dead_mask(cfg))
+    pull = forces.Forces(cfg.run_dir, sets, cfg.rows, cfg.d_model, cfg.steps, start == 0, device, LOG_EVERY)
+    model.ln_f.register_forward_hook(pull.hook)
+    return pull
+
+
 def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = True, on_step=None) -> dict:
     """Train the run, recording W; resume from a checkpoint when one matches.
 
@@ -321,12 +355,9 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     device, precision = cfg.resolved_device(), cfg.resolved_precision()
     cmeta = corpus.current_meta(cfg)
     fp = config.train_fingerprint(cfg, cmeta["sha256"], precision)
-    summary_path = cfg.run_dir / "train.json"
-    if not force and summary_path.exists() and read_json(summary_path).get("fingerprint") == fp:
-        if record:
-            check_movie(cfg, fp, read_json(summary_path)["frames"])
-        print(f"train: up to date, skipped ({summary_path}; use --force to retrain)")
-        return read_json(summary_path)
+    done_before = None if force else finished(cfg, fp, record)
+    if done_before is not None:
+        return done_before
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -336,17 +367,10 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
     data = corpus.load(cfg)
     batches, vbatches = Batches(cfg, data["train"], device), val_batches(cfg, data["val"])
     bpb_scale = cmeta["val_tokens"] / (cmeta["val_bytes"] * math.log(2))  # nats/token -> bits/byte
-    model = GPT(cfg).to(device)
-    if precision == "pure-bf16":
-        round_to_bf16_(model)
-    opt = make_optimizer(cfg, model, device)
+    model, opt = build_model(cfg, device, precision)
     start = restore_or_clear(cfg, model, opt, fp, force, device)
     fwd = torch.compile(model) if cfg.compile else model  # training steps only; eval and samples stay eager
-    pull = None
-    if cfg.log_forces:
-        sets = corpus.count_sets(data["counts"][: cfg.live_vocab], cfg.separator_id, tokenizer.load_dead_mask(cfg))
-        pull = forces.Forces(cfg.run_dir, sets, cfg.rows, cfg.d_model, cfg.steps, start == 0, device, LOG_EVERY)
-        model.ln_f.register_forward_hook(pull.hook)
+    pull = log_forces(cfg, model, data["counts"], start, device) if cfg.log_forces else None
     step_fn = stepper(cfg, model, fwd, opt, batches, device, precision, pull)
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.run}", unit="step", disable=not progress)
     log, writers = StepLog(cfg, start, device, bar), {}
@@ -384,9 +408,7 @@ def run(cfg: Config, force: bool = False, progress: bool = True, record: bool = 
         raise disk_full(cfg, e, step, saved, len(writers)) from None
     finally:
         bar.close()
-        for f in (*(w for w, _ in writers.values()), log, *([pull] if pull else [])):  # keep a failure's own error
-            with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
-                f.close()
+        close_all([w for w, _ in writers.values()] + [log] + ([pull] if pull else []), failed)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return finish(cfg, model, fp, device, precision, start, time.perf_counter() - t_start, log.last_loss, record,
