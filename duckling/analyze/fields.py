@@ -15,6 +15,7 @@ already sum what it needs, its accumulator in analyze/fast.py.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -174,6 +175,11 @@ SERIES = tuple(m for f in FIELDS for m in f.names if m not in INTERNAL)  # each 
 SCALARS = tuple(m for m in SERIES if m not in ("centroid", "regimes"))
 DERIVED = ("path2d", "speeds_at_tests")  # from the series after the pass (stage.compute): not fields
 SETS = ("phantom", "natural_dead", "live")  # the token sets every series is computed for
+
+
+def documented(fns) -> dict[str, dict]:
+    """Functions as Methods prints them: {name: {"series": [], "doc": docstring}}."""
+    return {fn.__name__: {"series": [], "doc": inspect.getdoc(fn) or ""} for fn in fns}
 
 
 def definitions() -> dict[str, Callable]:

@@ -7,11 +7,10 @@ pass, like the detector. Positions are the earlier frame's rows, displacements p
 """
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from duckling import movie
+from duckling.analyze import fields
 from duckling.metrics import lattice, shear
 
 N_PAIRS = 48
@@ -48,8 +47,8 @@ def over_time(mv: movie.Movie, sets: dict[str, np.ndarray], n: int = N_PAIRS) ->
     return {"steps": steps[idx].tolist(), "prev_steps": steps[np.maximum(idx - 1, 0)].tolist(),
             "frame_steps": read, "ratio_level": shear.RATIO_LEVEL, "sets": per,
             "summary": summary, "answer": answer(summary, {s: np.asarray(sets[s]).size for s in sets}, mv.d),
-            "definitions": {fn.__name__: {"series": [], "doc": inspect.getdoc(fn) or ""}
-                            for fn in (shear.linear_field, shear.parts, shear.motion_field, shear.beyond_random)}}
+            "definitions": fields.documented((shear.linear_field, shear.parts, shear.motion_field,
+                                              shear.beyond_random))}
 
 
 def _fit_pairs(mv: movie.Movie, sets: dict, steps: np.ndarray, idx: np.ndarray, per: dict) -> list[int]:

@@ -4,12 +4,12 @@ against every other set's (metrics.compare.speed_tests). Read apart from the mai
 detector: three random-access frames cost nothing beside it."""
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
 
 from duckling import movie
+from duckling.analyze import fields
 from duckling.data import corpus
 from duckling.metrics import cloud, compare, lattice, spectrum
 
@@ -161,6 +161,5 @@ def _rare(out: dict) -> str:
 
 def definitions() -> dict[str, dict]:
     """The spectrum's definitions, as Methods prints them: {name: {"series": [], "doc": docstring}}."""
-    return {fn.__name__: {"series": [], "doc": inspect.getdoc(fn) or ""}
-            for fn in (spectrum.bin_metrics, spectrum.swarm_alignment, spectrum.frozen_fraction,
-                       spectrum.distance_scale, spectrum.join_index, compare.speed_tests)}
+    return fields.documented((spectrum.bin_metrics, spectrum.swarm_alignment, spectrum.frozen_fraction,
+                              spectrum.distance_scale, spectrum.join_index, compare.speed_tests))

@@ -36,8 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from duckling import config, movie
-from duckling.analyze import fast, fields, parallel, why
-from duckling.analyze import shear, spectrum
+from duckling.analyze import fast, fields, parallel, shear, spectrum, why
 from duckling.config import Config
 from duckling.data import corpus, tokenizer
 from duckling.errors import DucklingError
@@ -378,7 +377,7 @@ def definitions() -> dict[str, dict]:
                      ("velocity_trend", cloud.velocity_trend), ("fimbulwinter_verdict", lattice.fimbulwinter_verdict),
                      ("expected_random", coherence.expected_random), ("speed_tests", compare.speed_tests),
                      ("drift_angle", compare.drift_angle), ("detector", detector.score)):
-        out[name] = {"series": [], "doc": inspect.getdoc(fn) or ""}
+        out[name] = fields.documented((fn,))[fn.__name__]
     return out
 
 
@@ -412,7 +411,8 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
                             f"{cfg.d_model}; retrain with `invoke train --run {cfg.run} --force`")
 
     counts = corpus.load(cfg)["counts"][: cfg.live_vocab]
-    sets = token_sets(cfg, counts, tokenizer.load_dead_mask(cfg))
+    dead_mask = tokenizer.load_dead_mask(cfg)
+    sets = token_sets(cfg, counts, dead_mask)
     precision = tj["precision"]
     series, summ = compute(mv, sets, precision, k=cfg.coherence_window, n_test_steps=cfg.test_steps,
                            progress=progress, verify=verify, workers=workers, desc=f"analyze {cfg.run}")
@@ -426,10 +426,10 @@ def analyze(cfg: Config, force: bool = False, progress: bool = True, verify: boo
                                       "compare")},
         "learning": _learning(cfg, cmeta, tj), "lifecycle": summ["lifecycle"], "pass": summ["pass"],
         "detector": detector_over_time(mv, sets["phantom"], counts, cfg.separator_id, cfg.test_steps * 2),
-        "spectrum": spectrum.over_run(mv, counts, cfg.separator_id, tokenizer.load_dead_mask(cfg)),
+        "spectrum": spectrum.over_run(mv, counts, cfg.separator_id, dead_mask),
         "shear": shear.over_time(mv, sets),
         "definitions": definitions(),
-        "why": why.assemble(cfg, series, precision),
+        "why": why.assemble(cfg, series, precision, counts, dead_mask),
     }
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as f:
         np.savez(f, **series)

@@ -20,13 +20,13 @@ chapter states.
 """
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
 
+from duckling.analyze import fields
 from duckling.config import Config
-from duckling.data import corpus, tokenizer
+from duckling.data import corpus
 from duckling.errors import DucklingError
 from duckling.io import read_csv
 from duckling.metrics import lattice
@@ -248,21 +248,20 @@ def definitions() -> dict[str, dict]:
     """The functions behind the numbers, with their docstrings (the chapter prints them)."""
     fns = (W.cosine, W.over_gaps, W.expected_speed, W.ratio_spread, W.clear_of_lattice, W.row_frozen, W.medians, W.onsets,
            W.predicted_verdict, W.gap)
-    return {fn.__name__: {"series": [], "doc": inspect.getdoc(fn) or ""} for fn in fns}
+    return fields.documented(fns)
 
 
 # ---- the stage's entry --------------------------------------------------------------------------
-def assemble(cfg: Config, series: dict, precision: str) -> dict:
-    """record.json's "why": the comparison for this run, or why there is none."""
-    counts = corpus.load(cfg)["counts"][: cfg.live_vocab]
-    sets = corpus.count_sets(counts, cfg.separator_id, tokenizer.load_dead_mask(cfg))
+def assemble(cfg: Config, series: dict, precision: str, counts: np.ndarray, dead_mask: np.ndarray) -> dict:
+    """record.json's "why": the comparison for this run, or why there is none (counts: the live ids'
+    train counts; dead_mask: the tokenizer's phantom rows)."""
+    sets = corpus.count_sets(counts, cfg.separator_id, dead_mask)
     names = list(sets)
     F = load_forces(cfg, len(names), cfg.d_model)
     if F is None:
         no = (f"Training logged no forces for run {cfg.run} (log_forces is off); retrain with "
               f"`--set log_forces=true` to compare them with the movie.")
-        return {"available": False, "answers": {"direction": no, "speed": no, "freezing": no},
-                "definitions": definitions()}
-    out = compare(names, {k: v.size for k, v in sets.items()}, F, lr_by_step(cfg), series, precision)
-    out["definitions"] = definitions()
-    return out
+        out = {"available": False, "answers": {"direction": no, "speed": no, "freezing": no}}
+    else:
+        out = compare(names, {k: v.size for k, v in sets.items()}, F, lr_by_step(cfg), series, precision)
+    return {**out, "definitions": definitions()}

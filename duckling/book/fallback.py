@@ -67,15 +67,18 @@ def _captioned(nb, href: str, number: int | None, refs: dict) -> None:
 
 def _linked(nb, refs: dict) -> None:
     """@fig-NAME in markdown (cells and outputs) becomes a link to the numbered figure."""
-    def sub(text):
-        return _REF.sub(lambda m: refs.get(m.group(1), m.group(0)), text)
+    _each_markdown(nb, lambda text: _REF.sub(lambda m: refs.get(m.group(1), m.group(0)), text))
+
+
+def _each_markdown(nb, fn) -> None:
+    """fn applied to every markdown text of a notebook: markdown cells and markdown outputs."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = sub(cell.source)
+            cell.source = fn(cell.source)
         elif cell.cell_type == "code":
             for o in cell.outputs:
                 if "text/markdown" in o.get("data", {}):
-                    o.data["text/markdown"] = sub(o.data["text/markdown"])
+                    o.data["text/markdown"] = fn(o.data["text/markdown"])
 
 
 def formula(tex: str, display: bool) -> str:
@@ -114,13 +117,7 @@ def _math(text: str) -> str:
 
 def _drawn(nb) -> None:
     """The math in markdown (cells and outputs) drawn in place."""
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            cell.source = _math(cell.source)
-        elif cell.cell_type == "code":
-            for o in cell.outputs:
-                if "text/markdown" in o.get("data", {}):
-                    o.data["text/markdown"] = _math(o.data["text/markdown"])
+    _each_markdown(nb, _math)
 
 
 _CSS = """<style>

@@ -331,12 +331,13 @@ def close_all(files: list, failed: bool) -> None:
 def finished(cfg: Config, fp: str, record: bool) -> dict | None:
     """This training's summary when it has finished already (its movie checked), else None."""
     path = cfg.run_dir / "train.json"
-    if not path.exists() or read_json(path).get("fingerprint") != fp:
+    summary = read_json(path) if path.exists() else {}
+    if summary.get("fingerprint") != fp:
         return None
     if record:
-        check_movie(cfg, fp, read_json(path)["frames"])
+        check_movie(cfg, fp, summary["frames"])
     print(f"train: up to date, skipped ({path}; use --force to retrain)")
-    return read_json(path)
+    return summary
 
 
 def log_forces(cfg: Config, model: GPT, counts: np.ndarray, start: int, device: str) -> forces.Forces:
