@@ -91,7 +91,7 @@ show(plots.shape_curves(s, summ), "fig-shape")
 # %%
 sh = summ.get("shear")
 if sh is None:
-    md("This Record has no motion field; analyse the run again with `invoke analyze --force`.")
+    md(f"This Record has no motion field; analyse the run again with `invoke analyze --run {ctx.run} --force`.")
     sh = {}
 else:
     md(f"**{api.math(sh['answer'])}**")

@@ -18,7 +18,8 @@ from duckling.book.api import fmt, md, show, table
 ctx = api.context()
 sp = ctx.summary.get("spectrum")
 if sp is None:
-    md("This Record has no frequency spectrum; analyse the run again with `invoke analyze --force`.")
+    md(f"This Record has no frequency spectrum; analyse the run again with "
+       f"`invoke analyze --run {ctx.run} --force`.")
     sp = {}
 else:
     md(f"**{sp['answer']}**\n\n{sp.get('rare', '')}")

@@ -260,7 +260,7 @@ def assemble(cfg: Config, series: dict, precision: str, counts: np.ndarray, dead
     F = load_forces(cfg, len(names), cfg.d_model)
     if F is None:
         no = (f"Training logged no forces for run {cfg.run} (log_forces is off); retrain with "
-              f"`--set log_forces=true` to compare them with the movie.")
+              f"`invoke train --run {cfg.run} --set log_forces=true --force` to compare them with the movie.")
         out = {"available": False, "answers": {"direction": no, "speed": no, "freezing": no}}
     else:
         out = compare(names, {k: v.size for k, v in sets.items()}, F, lr_by_step(cfg), series, precision)
