@@ -2,11 +2,12 @@
 """Mutation testing of the answer layer with mutmut: the share of one-line changes the tests catch.
 
 The answer layer: the Record's summaries and verdicts, the phantom-vs-natural-dead comparison, the
-cooling fit (SCOPE), and the lines of the training loop that compute or write its logs (LOGGING,
-picked out of the loop's other functions by their text). mutmut copies the tree to mutants/, mutates the files that
-pyproject's [tool.mutmut] names, and runs, for each mutant, the tests of its test selection (the
-fast known-answer files) that reach the mutated function. A surviving mutant is listed with the
-reason it is harmless (REASONS) or as unexplained. Writes bench/results/mutants.json.
+cooling fit, the forces comparison, the frequency spectrum and the motion field's parts (SCOPE), and
+the lines of the training loop that compute or write its logs (LOGGING, picked out of the loop's other
+functions by their text). mutmut copies the tree to mutants/, mutates the files that pyproject's
+[tool.mutmut] names, and runs, for each mutant, the tests of its test selection (the fast known-answer
+files) that reach the mutated function. A surviving mutant is listed with the reason it is harmless
+(REASONS) or as unexplained. Writes bench/results/mutants.json.
 
     python bench/mutants.py [--max-children 2]      # or: invoke mutants
 """
@@ -33,6 +34,7 @@ SCOPE = ("duckling.analyze.stage.x__learning__*", "duckling.analyze.stage.x__rea
          "duckling.analyze.stage.x__lifecycle__*", "duckling.analyze.stage.x__summaries__*",
          "duckling.metrics.compare.*", "duckling.metrics.cooling.x_late_slope__*",
          "duckling.metrics.lattice.x_fimbulwinter_verdict__*", "duckling.metrics.lattice.x__onset__*",
+         "duckling.metrics.why.*", "duckling.metrics.spectrum.*", "duckling.metrics.shear.*",
          "duckling.train.loop.x_lr_at__*", "duckling.train.loop.x__stash_phantom_mass__*",
          "duckling.train.loop.xǁCsvLogǁwrite__*", "duckling.train.loop.xǁStepLogǁslot__*", "duckling.train.loop.xǁStepLogǁadd__*",
          "duckling.train.model.x_phantom_mass_from_grad__*")
@@ -71,6 +73,20 @@ REASONS = (
      "changes only when rows are written (every step, or at LOG_EVERY rows and the end), not which rows or values"),
     ("*.x_run", r"return finish\(",
      "an argument of train.json's bookkeeping (fingerprint, precision, resumed_from, frames, seconds), not a log"),
+    ("*.x_over_gaps", r"reduceat\(seg, starts, \)", "axis 0 is reduceat's default"),
+    ("*.x_over_gaps", r"reshape\(-2, ", "numpy reads any negative length as the one to infer"),
+    ("*.x_over_gaps", r"asarray\(frame_steps, (dtype=None)?\)", "frame steps are integers: numpy's default integer is int64"),
+    ("*.x_frozen_fraction", r"lattice_displacement\(bits_prev, bits\)\[1\]",
+     "L1 = 0 exactly when Linf = 0: either says no coordinate crossed a cell"),
+    ("*.x_parts", r"d = A\.shape\[1\]", "a linear field is square (d, d)"),
+    ("*.x_linear_field", r"if n < d - 1:", "n <= d rows leave X_c^T X_c singular (rank n - 1), which solve refuses too"),
+    ("*.x_linear_field", r"asarray\(D, (dtype=None)?\)", "D meets X_c, float64, only in X_c^T D: numpy computes it in float64"),
+    ("*.x_expected_speed", r"asarray\(adam_rms, (dtype=None)?\)", "its one product is with a float64: numpy computes it in float64"),
+    ("*.x_ratio_spread", r"r = np\.asarray\(ratio, (dtype=None)?\)",
+     "numpy's quantile returns float64 and interpolates float32 ratios as it does float64 ones, and "
+     "|r - 1| <= 0.05 decides the same in float32 (r - 1 is exact there, and no float32 difference falls "
+     "between 0.05 and float32(0.05))"),
+    ("*.x_gap", r"asarray\([ab], (dtype=None)?\)", "a - b with the other side float64: numpy computes it in float64"),
     ("*StepLog*", r'float\("NAN"\)', "float reads NAN as nan"),
     ("*StepLog*", r"torch\.zeros\(LOG_EVERY, 3, (device=None)?\)",
      "the stats buffer on the default device (the CPU) holds the same values; only a CUDA run would sync more"),
@@ -120,19 +136,22 @@ def main() -> None:
     t0 = time.perf_counter()
     mutmut(list(SCOPE), a.max_children)  # generates every mutant of the [tool.mutmut] files, tests SCOPE's
     lines = {}
-    for p in (REPO / "mutants" / "duckling").glob("*.py"):
+    for p in (REPO / "mutants" / "duckling").rglob("*.py"):  # a module's mutants are keyed by its dotted name
         if p.with_name(p.name + ".meta").exists():
-            lines.update({f"duckling.{p.stem}.{k}": v for k, v in mutated_lines(p).items()})
+            module = ".".join(p.relative_to(REPO / "mutants").with_suffix("").parts)
+            lines.update({f"{module}.{k}": v for k, v in mutated_lines(p).items()})
     logging = sorted(k for k, (old, _) in lines.items() if any(fnmatch.fnmatch(k, g) for g in LINES_OF)
                      and any(LOGGING.search(x) and not NOT_LOGGING.search(x) for x in old))
     mutmut(logging, a.max_children)
     seconds = time.perf_counter() - t0
 
     status = {}
-    for meta in (REPO / "mutants" / "duckling").glob("*.meta"):
+    for meta in (REPO / "mutants" / "duckling").rglob("*.meta"):
         for k, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             if k in logging or any(fnmatch.fnmatch(k, g) for g in SCOPE):
                 status[k] = status_by_exit_code[code]
+    if not status:
+        sys.exit("mutants: no mutant matched SCOPE; check its names against the modules under duckling/")
     counts = {s: sum(v == s for v in status.values()) for s in sorted(set(status.values()))}
     caught = counts.get("killed", 0) + counts.get("timeout", 0)
     score = caught / len(status) if status else 0.0

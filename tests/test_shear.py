@@ -1,5 +1,6 @@
 """Shearing: the linear motion field on fields whose answer is built in, its random-walk baseline, and the pass."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -36,6 +37,20 @@ def test_the_fit_recovers_a_field_and_ignores_the_translation():
     flat = X.copy()
     flat[:, 0] = 1.0  # every row in one hyperplane: X_c^T X_c is singular
     assert np.isnan(shear.linear_field(flat, D)).all()
+    few = cloud(n=7)  # n = d + 1: the fewest rows that fix a field, exactly
+    np.testing.assert_allclose(shear.linear_field(few, (few - few.mean(0)) @ A.T), A, atol=1e-8)
+    assert np.isfinite(shear.motion_field(few, (few - few.mean(0)) @ A.T)["shear"])
+
+
+def test_the_field_and_its_baseline_ignore_where_the_cloud_is_and_how_it_drifts():
+    X = cloud(n=300, d=5)
+    D = RNG.normal(size=X.shape) + (X - X.mean(0)) @ (0.2 * antisymmetric(5)).T
+    base = shear.motion_field(X, D)
+    t = np.arange(5) * 10.0  # a translation of different size along each axis
+    for moved in (shear.motion_field(X + t, D), shear.motion_field(X, D + t)):
+        for p in shear.PARTS:
+            assert moved[p] == pytest.approx(base[p], rel=1e-9), p
+            assert moved["baseline"][p] == pytest.approx(base["baseline"][p], rel=1e-9), p
 
 
 def test_the_parts_by_hand():
@@ -46,6 +61,9 @@ def test_the_parts_by_hand():
     assert shear.parts(np.array([[0, -w, 0], [w, 0, 0], [0, 0, 0]])) == pytest.approx(
         {"expansion": 0.0, "shear": 0.0, "rotation": math.sqrt(2) * w})
     assert all(math.isnan(v) for v in shear.parts(np.full((3, 3), np.nan)).values())
+    assert all(math.isnan(v) for v in shear.parts(np.diag([1.0, np.nan])).values())  # one NaN is no field
+    assert all(math.isnan(v) for v in shear.parts(np.zeros((0, 0))).values())
+    assert shear.parts([[0.5]]) == {"expansion": 0.5, "shear": 0.0, "rotation": 0.0}  # d = 1: only growth
 
 
 @pytest.mark.parametrize("kind", ["expansion", "shear", "rotation"])
@@ -91,8 +109,20 @@ def test_too_few_rows_and_the_median_ratio():
     got = shear.motion_field(cloud(n=6), np.zeros((6, 6)))
     assert got["n"] == 6 and math.isnan(got["shear"]) and math.isnan(got["baseline"]["rotation"])
     assert shear.beyond_random([1.0, 3.0, 2.5, math.nan]) == {"median_ratio": 2.5, "beyond": True, "n": 3}
-    assert shear.beyond_random([math.nan]) == {"median_ratio": pytest.approx(math.nan, nan_ok=True),
-                                               "beyond": False, "n": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ratio: NaN, not numpy's mean-of-empty warning
+        assert shear.beyond_random([math.nan]) == {"median_ratio": pytest.approx(math.nan, nan_ok=True),
+                                                   "beyond": False, "n": 0}
+    assert shear.beyond_random([2.0])["beyond"] and not shear.beyond_random([1.99])["beyond"]  # at the level is beyond
+    assert shear.beyond_random(np.array([[1.0, 4.0], [5.0, 3.0]], np.float32))["median_ratio"] == 3.5
+
+
+def test_a_still_cloud_has_no_ratio():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = shear.motion_field(cloud(n=50), np.zeros((50, 6)))
+    assert got["shear"] == 0.0 and got["baseline"]["shear"] == 0.0
+    assert all(math.isnan(v) for v in got["ratio"].values())
 
 
 # ---- the pass ---------------------------------------------------------------------------------
@@ -168,3 +198,16 @@ def test_the_answer_names_the_parts_beyond_a_random_walk_and_the_sign():
     assert got.startswith("The phantom cloud contracts, shears and rotates beyond a random walk (median ratio to the "
                           "random-walk baseline: expansion 3, shear 3, rotation 3).")
     assert "The live cloud expands beyond a random walk" in got and got.endswith("There are no natural dead tokens.")
+
+
+def test_the_fit_computes_in_float64_whatever_the_input():
+    """Frames are float32: the fit on them is the fit on their values in float64."""
+    X = cloud(n=200, d=4).astype(np.float32)
+    D = (RNG.normal(size=X.shape) * 0.1).astype(np.float32)
+    X64, D64 = X.astype(np.float64), D.astype(np.float64)
+    assert np.array_equal(shear.linear_field(X, D), shear.linear_field(X64, D64))
+    assert shear.motion_field(X, D) == shear.motion_field(X64, D64)
+    A = shear.linear_field(X64, D64).astype(np.float32)
+    assert shear.parts(A) == shear.parts(A.astype(np.float64))
+    r = np.float32([0.1, 0.2, 3.0, 0.0])
+    assert shear.beyond_random(r) == shear.beyond_random(r.astype(np.float64))

@@ -1,5 +1,6 @@
 """The frequency spectrum: the count sets, each per-set definition, and the pass on a movie whose answer is built in."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -35,6 +36,9 @@ def test_final_speed_is_per_step_and_frozen_counts_whole_rows():
     assert spectrum.frozen_fraction(bits, bits) == 1.0
     neg0 = np.full((1, 2), 0x8000, np.uint16)  # -0 is the cell of +0
     assert spectrum.frozen_fraction(np.zeros((1, 2), np.uint16), neg0) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty set is NaN, not numpy's mean-of-empty warning
+        assert math.isnan(spectrum.frozen_fraction(np.zeros((0, 2), np.uint16), np.zeros((0, 2), np.uint16)))
 
 
 def test_swarm_alignment_against_the_dead_drift():
@@ -43,7 +47,10 @@ def test_swarm_alignment_against_the_dead_drift():
     X = np.array([[1, 0, 0], [-3, 0, 0], [0, 5, 0], [0, 0, 0]], float)  # along, against, across, unmoved
     assert spectrum.swarm_alignment(X0, X, m) == pytest.approx(0.0)  # (1 - 1 + 0) / 3: row 3 left out
     assert spectrum.swarm_alignment(X0, X[:1], m) == 1.0 and spectrum.swarm_alignment(X0, X[1:2], m) == -1.0
-    assert math.isnan(spectrum.swarm_alignment(X0, X, np.zeros(3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no drift, no direction: NaN without dividing by zero
+        assert math.isnan(spectrum.swarm_alignment(X0, X, np.zeros(3)))
+    assert spectrum.swarm_alignment(X0, X[:1], 0.25 * m) == 1.0  # a drift shorter than 1 is a direction too
     assert math.isnan(spectrum.swarm_alignment(X0[:1], X[3:], m))
     # the phantoms against their own drift: coherence.centroid_alignment of the run's displacements
     rng = np.random.default_rng(0)
@@ -59,6 +66,7 @@ def test_distance_scale_and_the_join():
     assert spectrum.join_index([True, True]) == 0
     assert spectrum.join_index([True, False]) is None and spectrum.join_index([]) is None
     assert spectrum.join_index([False, math.nan, True]) == 2
+    assert spectrum.join_index([0.0, 1.0, math.nan, 1.0, 1.0]) == 3  # flags as numbers: 1.0 holds, NaN does not
 
 
 def test_an_empty_set_has_nan_metrics():
@@ -66,6 +74,42 @@ def test_an_empty_set_has_nan_metrics():
     b, sp = spectrum.bin_metrics(e, e, e, e.astype(np.uint16), e.astype(np.uint16), 1.0, np.zeros(4), 1.0,
                                  np.ones(4))
     assert b["n"] == 0 and sp.size == 0 and all(math.isnan(v) for k, v in b.items() if k != "n")
+    full, _ = spectrum.bin_metrics(*SET, 2.0, np.zeros(4), 1.0, np.ones(4))
+    assert b.keys() == full.keys()  # the same columns, empty or not
+
+
+rng = np.random.default_rng(5)
+_X0, _X = rng.normal(size=(2, 30, 4)).astype(np.float32)
+_Xp = (_X - rng.normal(size=(30, 4)) * 0.1).astype(np.float32)
+SET = (_X0, _Xp, _X, movie.float32_to_bf16_bits(_Xp), movie.float32_to_bf16_bits(_X))
+
+
+def test_bin_metrics_by_their_definitions():
+    c_ph, r_ph, m = np.float32([0.5, -0.25, 0.1, 0.3]), 0.4, np.array([1.0, 0.5, 0, 0])
+    b, sp = spectrum.bin_metrics(*SET, 2.0, c_ph, r_ph, m)
+    dist = np.linalg.norm(_X.astype(np.float64) - c_ph.astype(np.float64), axis=1)
+    cum = np.linalg.norm(_X.astype(np.float64) - _X0, axis=1)
+    assert b["n"] == 30 and np.allclose(sp, np.linalg.norm(_X.astype(np.float64) - _Xp, axis=1) / 2.0)
+    assert b["dist_phantom"] == pytest.approx(np.median(dist), rel=1e-12)
+    assert b["dist_rel"] == pytest.approx(np.median(dist) / r_ph, rel=1e-12)
+    assert b["cumulative"] == pytest.approx(np.median(cum), rel=1e-6) and b["final_speed"] == pytest.approx(np.median(sp))
+    for k, v in (("speed", sp), ("cumulative", cum), ("dist", dist)):
+        assert (b[f"{k}_q10"], b[f"{k}_q90"]) == pytest.approx(tuple(np.quantile(v, (0.1, 0.9))), rel=1e-6), k
+    assert b["swarm_cos"] == pytest.approx(spectrum.swarm_alignment(_X0, _X, m))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(spectrum.bin_metrics(*SET, 2.0, c_ph, 0.0, m)[0]["dist_rel"])  # no phantom radius
+    # rows are the movie's float32 values: float64 rows give what their float32 rounding gives
+    wide = [x.astype(np.float64) * (1 + 1e-9) if x.dtype == np.float32 else x for x in SET]
+    assert spectrum.bin_metrics(*wide, 2.0, c_ph, r_ph, m)[0] == b
+
+
+def test_per_set_definitions_compute_in_float64_whatever_the_input():
+    m32 = np.float32([0.3, 0.7, 0.1, 0.9])
+    assert spectrum.swarm_alignment(_X0, _X, m32) == spectrum.swarm_alignment(
+        _X0.astype(np.float64), _X.astype(np.float64), m32.astype(np.float64))
+    c32 = np.float32([0.1, 0.2, 0.3, 0.4])
+    assert spectrum.bin_metrics(*SET, 2.0, c32, 1.0, m32)[0] == spectrum.bin_metrics(*SET, 2.0, c32.astype(np.float64), 1.0, m32)[0]
 
 
 # ---- the pass ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,12 @@ def test_cosine_normalises_keeps_the_sign_and_has_no_direction_for_zero():
     b = np.array([[0.0, 1], [2, 2], [1, 0], [-2, -4]])
     c = W.cosine(a, b)
     assert c[:2] == pytest.approx([0.0, 1.0]) and math.isnan(c[2]) and c[3] == pytest.approx(-1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no direction is NaN, quietly
+        assert np.isnan(W.cosine([[0.0, 0.0], [np.inf, 1.0]], [[1.0, 0.0], [np.inf, 1.0]])).all()
+    stack = np.stack([a, b])  # (2, 4, 2): along the last axis, whatever the leading shape
+    assert W.cosine(stack, stack[::-1]).shape == (2, 4)
+    np.testing.assert_allclose(W.cosine(stack, stack[::-1])[0], c)
 
 
 def test_over_gaps_takes_the_steps_after_the_frame_before_through_the_frame():
@@ -38,8 +45,20 @@ def test_over_gaps_takes_the_steps_after_the_frame_before_through_the_frame():
     v = np.stack([x, -x], axis=1)
     assert W.over_gaps(s, v).tolist() == [[10, -10], [50, -50], [150, -150]]
     assert W.over_gaps(np.arange(7), x).tolist() == x[1:].tolist()  # a frame every step: x itself
-    with pytest.raises(DucklingError, match="increasing steps"):
+    with pytest.raises(DucklingError, match=r"frames at steps 0\.\.9 need increasing steps within the 7 per-step rows"):
         W.over_gaps([0, 3, 9], x)
+    for bad in ([0, 3, 7], [-1, 3], [0, 3, 3, 5]):  # past the rows, before step 0, a repeated step
+        with pytest.raises(DucklingError, match="increasing steps"):
+            W.over_gaps(bad, x)
+    with pytest.raises(DucklingError, match="choose sum, mean or min"):
+        W.over_gaps(s, x, "max")
+    # frames that neither start at step 0 nor end at the last row: only their own gaps count
+    assert W.over_gaps([2, 4, 5], x).tolist() == [70, 50]  # 3+4; 5 (tens)
+    assert W.over_gaps([2, 4, 5], x, "mean").tolist() == [35, 50]
+    assert W.over_gaps([1, 3], x).tolist() == [50] and W.over_gaps([3], x).shape == (0,)
+    assert W.over_gaps([3], v).shape == (0, 2)
+    assert W.over_gaps(s, v, "min").tolist() == [[10, -10], [20, -30], [40, -60]]
+    assert W.over_gaps(s, v, "mean").tolist() == [[10, -10], [25, -25], [50, -50]]
 
 
 def test_expected_speed_is_the_rms_row_speed_of_the_adam_step():
@@ -52,6 +71,10 @@ def test_ratio_spread_counts_the_finite_ratios_within_the_tolerance():
     r = W.ratio_spread([1.0, 1.04, 0.94, 2.0, np.nan])
     assert r["n"] == 4 and r["within"] == 0.5 and r["median"] == pytest.approx(1.02)
     assert W.ratio_spread([np.nan])["n"] == 0 and math.isnan(W.ratio_spread([])["median"])
+    assert W.ratio_spread([]).keys() == r.keys()
+    assert W.ratio_spread([1.5, 0.5, 1.6], tol=0.5)["within"] == pytest.approx(2 / 3)  # |r - 1| <= tol is within
+    r = W.ratio_spread(np.arange(11.0))
+    assert (r["q10"], r["median"], r["q90"]) == (1.0, 5.0, 9.0)
 
 
 def test_row_frozen_clear_medians_onsets_gap():
@@ -62,6 +85,38 @@ def test_row_frozen_clear_medians_onsets_gap():
     o = W.onsets(np.arange(1, 7), [0, 0.6, 0.4, 0.7, 0.995, 1.0])
     assert o == {"onset_50": 4, "onset_99": 5}
     assert W.gap([0.1, 0.5, np.nan], [0.2, 0.1, 0.3]) == pytest.approx({"mean_abs": 0.25, "max_abs": 0.4})
+
+
+def test_nothing_to_summarise_has_the_same_keys_as_something_and_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN, not numpy's mean-of-empty warning
+        assert W.gap([np.nan], [0.1]).keys() == W.gap([0.2], [0.1]).keys()
+        assert all(math.isnan(v) for v in W.gap([], []).values())
+        m = W.medians([1, 2], [np.nan, 5.0])  # the early half (steps <= 1) has no finite value
+        assert math.isnan(m["early"]) and m["all"] == m["late"] == 5.0
+        assert W.medians([], []).keys() == m.keys() and all(math.isnan(v) for v in W.medians([1], [np.nan]).values())
+    assert W.onsets([], []) == {"onset_50": None, "onset_99": None}
+    assert W.onsets([5], [1.0]) == {"onset_50": 5, "onset_99": 5} and W.onsets([5], [0.6])["onset_99"] is None
+
+
+def test_the_definitions_compute_in_float64_whatever_the_input():
+    """forces.npy is float32: each definition gives on its float32 values what it gives on them in float64."""
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 50, 128)).astype(np.float32)
+    p = np.r_[rng.uniform(0, 1, 49), np.float32(0.01)].astype(np.float32)  # float32(0.01) < 0.01: clear
+    r = rng.uniform(0.1, 3.0, 100).astype(np.float32)  # quantiles between values far apart: not exact in float32
+    s = np.arange(1, 51)
+    pairs = [(W.cosine, (a, b)), (W.over_gaps, (np.r_[0, s], np.r_[np.float32(0), p])),
+             (W.expected_speed, (p, p[::-1], 128)), (W.row_frozen, (p, 128)), (W.clear_of_lattice, (p,)),
+             (W.ratio_spread, (r,)), (W.medians, (s, p)), (W.gap, (p, p[::-1]))]
+    for fn, args in pairs:
+        up = tuple(x.astype(np.float64) if isinstance(x, np.ndarray) and x.dtype == np.float32 else x for x in args)
+        got, want = fn(*args), fn(*up)
+        if isinstance(want, dict):
+            assert got == want, fn.__name__
+        else:
+            assert got.dtype == want.dtype and np.array_equal(got, want), fn.__name__
+    assert W.clear_of_lattice(p)[-1]
 
 
 def test_predicted_verdict_reads_the_verdicts_window():

@@ -38,7 +38,7 @@ def swarm_alignment(X0, X, m) -> float:
     over the rows that moved (a row with w_i(T) = w_i(0) has no direction and is left out). For the
     phantom set itself this is coherence.centroid_alignment of its displacements over the run.
     NaN when no row moved or m = 0."""
-    D = np.asarray(X, dtype=np.float64) - np.asarray(X0, dtype=np.float64)
+    D = np.subtract(X, X0, dtype=np.float64)
     m = np.asarray(m, dtype=np.float64)
     norms, nm = cooling.row_norms(D), float(np.linalg.norm(m))
     moving = norms > 0
@@ -95,7 +95,7 @@ def bin_metrics(X0, Xp, X, bits_prev, bits, gap: float, c_ph, r_ph: float, m) ->
         return out, np.zeros(0)
     sp = final_speeds(Xp, X, gap)
     cum = cooling.cumulative_displacement(X0, X)
-    dist = cooling.row_norms(X.astype(np.float64) - np.asarray(c_ph, dtype=np.float64))
+    dist = cooling.row_norms(np.subtract(X, c_ph, dtype=np.float64))
     med_dist = cloud.radius_of(dist * dist)[1]
     out.update(drift=cloud.drift(cloud.centroid(X0), cloud.centroid(X)), final_speed=float(np.median(sp)),
                cumulative=float(np.median(cum)), frozen=frozen_fraction(bits_prev, bits),

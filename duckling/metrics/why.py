@@ -24,13 +24,13 @@ def cosine(a, b) -> np.ndarray:
 
         cos(a, b) = (a . b) / (|a| |b|)
 
-    float64 of the leading shape; NaN where either vector is zero or not finite (no direction).
+    float64 of the leading shape; NaN where either vector is zero or not finite (no direction: 0/0 or
+    inf/inf, without a warning).
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (a * b).sum(-1) / (na * nb)
-    return np.where((na > 0) & (nb > 0) & np.isfinite(out), out, np.nan)
+    with np.errstate(invalid="ignore"):  # a . b is 0 wherever |a| |b| is: 0/0, never x/0
+        return (a * b).sum(-1) / (na * nb)
 
 
 def over_gaps(frame_steps, per_step, how: str = "sum") -> np.ndarray:
@@ -113,7 +113,7 @@ def row_frozen(coord_frozen, d: int) -> np.ndarray:
 def medians(steps, x) -> dict:
     """Medians of a per-step (or per-frame) series over the finite values: all of them, the early
     half (steps <= s_max / 2) and the late half (steps > s_max / 2). NaN where a part has none."""
-    steps, x = np.asarray(steps, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    steps, x = np.asarray(steps), np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
     if not ok.any():
         return {"all": math.nan, "early": math.nan, "late": math.nan}
@@ -126,7 +126,7 @@ def onsets(steps, frac) -> dict:
     """The first step from which frac >= 0.5 (onset_50) and frac >= 0.99 (onset_99) hold at every
     later frame through the last (lattice's onsets, as the fimbulwinter verdict reads them; None
     when the last frame is below)."""
-    steps, frac = np.asarray(steps), np.asarray(frac, dtype=np.float64)
+    steps, frac = np.asarray(steps), np.asarray(frac)
     if steps.size == 0:
         return {"onset_50": None, "onset_99": None}
     return {"onset_50": lattice._onset(steps, frac, 0.5),
@@ -138,7 +138,7 @@ def predicted_verdict(steps, predicted_rows, precision: str) -> str:
     rows are >= 0.99 at every frame of the verdict's window (lattice.fimbulwinter_verdict), else
     "not frozen" (the forces say nothing about the cells a moving row crosses, so not which of
     cold or still moving)."""
-    p = np.asarray(predicted_rows, dtype=np.float64)
+    p = np.asarray(predicted_rows)
     v = lattice.fimbulwinter_verdict(steps, p, p, precision)["verdict"]
     return v if v == lattice.VERDICTS[0] else "not frozen"
 
