@@ -154,7 +154,7 @@ def main() -> None:
         sys.exit("mutants: no mutant matched SCOPE; check its names against the modules under duckling/")
     counts = {s: sum(v == s for v in status.values()) for s in sorted(set(status.values()))}
     caught = counts.get("killed", 0) + counts.get("timeout", 0)
-    score = caught / len(status) if status else 0.0
+    score = caught / len(status)
     survivors = []
     for k in sorted(k for k, v in status.items() if v != "killed" and v != "timeout"):
         old, new = lines.get(k, ([], []))
